@@ -1,0 +1,35 @@
+"""Picks the dataset named by --data_type and wraps it in a DataLoader.
+Add a dataset: write data/<name>.py with a Dataset class taking (args, is_train), then add one line to type2data."""
+import torch
+from torch.utils.data import DataLoader
+
+from data.list_dataset import ListDataset
+from data.make_shapes import ensure_demo_data
+from data.mem_list_dataset import MemListDataset
+from utils.errors import ConfigError
+
+type2data = {  # --data_type name -> Dataset class; only the chosen one is built. EDIT ME: add yours
+    'list': ListDataset,
+    'mem_list': MemListDataset,
+}
+
+
+def get_dataset_by_type(args, is_train):
+    if args.data_type not in type2data:
+        raise ConfigError(f'unknown --data_type {args.data_type!r}; choose one of {", ".join(type2data)}')
+    ensure_demo_data(args.train_list if is_train else args.val_list)
+    return type2data[args.data_type](args, is_train)
+
+
+def make_loader(dataset, args, shuffle):
+    return DataLoader(dataset, batch_size=args.batch_size, shuffle=shuffle, num_workers=args.num_workers,
+                      pin_memory=torch.cuda.is_available(),  # page-locked buffers make .to(cuda) asynchronous
+                      generator=torch.Generator().manual_seed(args.seed))  # shuffle order follows --seed
+
+
+def select_train_loader(args):
+    return make_loader(get_dataset_by_type(args, True), args, shuffle=True)
+
+
+def select_eval_loader(args):
+    return make_loader(get_dataset_by_type(args, False), args, shuffle=False)

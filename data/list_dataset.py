@@ -1,0 +1,68 @@
+"""ListDataset: samples named by a list file, one `image_path label_path` line each (blank lines and
+`#` comments are skipped); relative paths resolve against the list file's folder.
+Images are read as RGB, labels as single-channel PNGs holding the class index of each pixel."""
+import os
+
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+from data.augment import augment, to_tensor
+from utils.errors import ConfigError
+
+
+def read_list(list_path):
+    """Returns [(image_path, label_path, line_number)] with paths made absolute."""
+    if not os.path.isfile(list_path):
+        raise ConfigError(f'list file {list_path} does not exist; pass an existing one with --train_list / '
+                          '--val_list (lines of `image_path label_path`)')
+    root = os.path.dirname(os.path.abspath(list_path))
+    samples = []
+    with open(list_path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.split('#', 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise ConfigError(f'{list_path}:{n}: expected `image_path label_path`, got {line!r}')
+            samples.append((os.path.join(root, parts[0]), os.path.join(root, parts[1]), n))
+    if not samples:
+        raise ConfigError(f'{list_path} lists no samples; add lines of `image_path label_path`')
+    return samples
+
+
+class ListDataset(Dataset):
+    def __init__(self, args, is_train):
+        self.list_path = args.train_list if is_train else args.val_list
+        self.samples = read_list(self.list_path)
+        self.is_train = is_train
+        self.seed = args.seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """The training loop calls this each epoch: a sample's augmentation depends only on
+        (seed, epoch, index), never on which worker process loads it."""
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.samples)
+
+    def load(self, index):
+        """Decodes sample `index` into an (H, W, 3) uint8 RGB image and an (H, W) uint8 label."""
+        img_path, label_path, n = self.samples[index]
+        img = cv2.imread(img_path, cv2.IMREAD_COLOR)
+        label = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
+        for path, arr in ((img_path, img), (label_path, label)):
+            if arr is None:
+                raise ConfigError(f'{self.list_path}:{n}: cannot read {path} (missing or not an image)')
+        if label.ndim != 2 or label.shape != img.shape[:2]:
+            raise ConfigError(f'{self.list_path}:{n}: label {label_path} has shape {label.shape}, expected a '
+                              f'single-channel image of the image size {img.shape[:2]}')
+        return img[:, :, ::-1], label  # cv2 decodes to BGR
+
+    def __getitem__(self, index):
+        img, label = self.load(index)
+        if self.is_train:
+            img, label = augment(img, label, np.random.default_rng([self.seed, self.epoch, index]))
+        return to_tensor(img, label)

@@ -1,0 +1,105 @@
+"""Writes the demo dataset: RGB images of circles, rectangles and triangles on noisy backgrounds, their label
+PNGs (class index per pixel) and train.txt / val.txt lists; the same seed gives the same files.
+Run: python -m data.make_shapes --out demo_data/shapes   (train.py calls it on first use of the default lists)
+"""
+import argparse
+import os
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+CLASS_NAMES = ('background', 'circle', 'rectangle', 'triangle')
+DEMO_DIR = os.path.join('demo_data', 'shapes')  # the default --train_list / --val_list live here
+
+
+def draw_shape(mask, cls, center, r, rng):
+    """Fills one shape of class `cls` with radius about `r` into `mask`, in place."""
+    if cls == 1:
+        cv2.circle(mask, center, r, cls, thickness=-1)
+        return
+    if cls == 2:  # a rotated rectangle, neither too thin nor a square
+        size = (2 * r * rng.uniform(0.8, 1.0), 2 * r * rng.uniform(0.5, 0.8))
+        corners = cv2.boxPoints((center, size, rng.uniform(0, 180)))
+    else:  # a roughly equilateral triangle at a random angle
+        angles = rng.uniform(0, 2 * np.pi) + np.deg2rad([0, 120, 240] + rng.uniform(-12, 12, 3))
+        corners = np.stack([center[0] + r * np.cos(angles), center[1] + r * np.sin(angles)], 1)
+    cv2.fillPoly(mask, [np.round(corners).astype(np.int32)], cls)
+
+
+def make_sample(rng, size):
+    """One (image (H, W, 3) RGB uint8, label (H, W) uint8) pair with 1 to 3 shapes that do not touch."""
+    bg = rng.uniform(0, 255, 3)
+    ramp = np.linspace(-1, 1, size)[None, :, None] * rng.uniform(-40, 40, 3)  # a soft colour gradient
+    img = np.broadcast_to(bg + ramp, (size, size, 3)).copy()
+    label = np.zeros((size, size), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        for _attempt in range(20):  # re-draw a shape that would touch another
+            r = int(rng.uniform(0.12, 0.24) * size)
+            center = tuple(int(c) for c in rng.integers(r, size - r, 2))
+            shape = np.zeros_like(label)
+            draw_shape(shape, int(rng.integers(1, len(CLASS_NAMES))), center, r, rng)
+            if not ((cv2.dilate(label, np.ones((3, 3), np.uint8)) > 0) & (shape > 0)).any():
+                break
+        else:
+            continue
+        colour = rng.uniform(0, 255, 3)
+        while np.abs(colour - bg).sum() < 150:  # keep every shape visible against its background
+            colour = rng.uniform(0, 255, 3)
+        img[shape > 0] = colour
+        label = np.maximum(label, shape)
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), label
+
+
+def write_split(out_dir, split, n, size, seed):
+    lines = []
+    split_id = ('train', 'val').index(split)
+    for i in range(n):  # each sample from its own (seed, split, index) stream: any n gives the same first samples
+        img, label = make_sample(np.random.default_rng([seed, split_id, i]), size)
+        name = f'{split}_{i:04d}.png'
+        cv2.imwrite(os.path.join(out_dir, 'images', name), img[:, :, ::-1])  # cv2 writes BGR
+        cv2.imwrite(os.path.join(out_dir, 'labels', name), label)
+        lines.append(f'images/{name} labels/{name}\n')
+    with open(os.path.join(out_dir, f'{split}.txt'), 'w') as f:
+        f.writelines(lines)
+
+
+def make_shapes(out_dir, n_train=800, n_val=200, size=64, seed=0):
+    """Writes the dataset into `out_dir`. It is built in a temporary folder and renamed into place, so a
+    crash or a second process never leaves a half-written dataset behind."""
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.shapes-', dir=parent)
+    try:
+        for sub in ('images', 'labels'):
+            os.makedirs(os.path.join(tmp, sub))
+        write_split(tmp, 'train', n_train, size, seed)
+        write_split(tmp, 'val', n_val, size, seed)
+        os.rename(tmp, out_dir)
+    except OSError:
+        if not os.path.isdir(out_dir):  # not lost to a concurrent writer: a real failure
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_demo_data(list_path):
+    """Makes the demo dataset when `list_path` is one of its lists and it does not exist yet."""
+    in_demo = os.path.dirname(os.path.abspath(list_path)) == os.path.abspath(DEMO_DIR)
+    if in_demo and not os.path.exists(list_path):
+        print(f'Making the demo dataset in {DEMO_DIR}/ (once)')
+        make_shapes(DEMO_DIR)
+
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--out', default=DEMO_DIR)
+    parser.add_argument('--n_train', type=int, default=800)
+    parser.add_argument('--n_val', type=int, default=200)
+    parser.add_argument('--size', type=int, default=64)
+    parser.add_argument('--seed', type=int, default=0)
+    a = parser.parse_args()
+    make_shapes(a.out, a.n_train, a.n_val, a.size, a.seed)
+    print(f'Wrote {a.n_train} training and {a.n_val} validation samples to {a.out}/')

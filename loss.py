@@ -1,0 +1,53 @@
+"""Losses chosen by --loss. Each is an nn.Module called as loss(pred, gt) with pred (B, C, H, W) logits and
+gt (B, H, W) class indices; pixels equal to --ignore_index do not count.
+Add a loss: write a class whose __init__ takes ignore_index, then add one line to type2loss."""
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.errors import ConfigError
+
+
+class DiceLoss(nn.Module):
+    """1 - the soft Dice coefficient 2|P.G| / (|P| + |G|) of softmax probabilities, averaged over classes.
+    Insensitive to class frequency: small shapes count as much as the large background."""
+
+    def __init__(self, ignore_index, smooth=1.0):
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.smooth = smooth  # keeps classes absent from the batch at a loss of 0 rather than 0 / 0
+
+    def forward(self, pred, gt):
+        valid = (gt != self.ignore_index).unsqueeze(1)  # (B, 1, H, W)
+        prob = pred.softmax(1) * valid  # (B, C, H, W)
+        onehot = F.one_hot(gt.masked_fill(~valid[:, 0], 0), pred.shape[1]).permute(0, 3, 1, 2) * valid
+        inter = (prob * onehot).sum((0, 2, 3))  # (C,)
+        total = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+        return 1 - ((2 * inter + self.smooth) / (total + self.smooth)).mean()
+
+
+class FocalLoss(nn.Module):
+    """Cross-entropy scaled by (1 - p_t) ** gamma, so pixels already classified well count less
+    (Lin et al., 2017). gamma=0 gives plain cross-entropy."""
+
+    def __init__(self, ignore_index, gamma=2.0):
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.gamma = gamma
+
+    def forward(self, pred, gt):
+        ce = F.cross_entropy(pred, gt, ignore_index=self.ignore_index, reduction='none')  # (B, H, W), 0 if ignored
+        focal = (1 - (-ce).exp()) ** self.gamma * ce
+        return focal.sum() / (gt != self.ignore_index).sum().clamp(min=1)  # mean over counted pixels
+
+
+type2loss = {  # --loss name -> loss class. EDIT ME: add yours here
+    'ce': nn.CrossEntropyLoss,
+    'dice': DiceLoss,
+    'focal': FocalLoss,
+}
+
+
+def select_loss(args):
+    if args.loss not in type2loss:
+        raise ConfigError(f'unknown --loss {args.loss!r}; choose one of {", ".join(type2loss)}')
+    return type2loss[args.loss](ignore_index=args.ignore_index)

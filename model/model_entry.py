@@ -1,0 +1,30 @@
+"""Builds the model named by --model_type, and spreads it over several GPUs when --gpus lists more than one.
+Add a model: create model/<name>/ with an nn.Module whose __init__ takes args, then add one line to type2model."""
+import torch.nn as nn
+
+from model.base import BaseModel
+from model.best import BestModel
+from model.better import BetterModel
+from model.sota import SotaModel
+from utils.errors import ConfigError
+
+type2model = {  # --model_type name -> nn.Module class; only the chosen one is built. EDIT ME: add yours
+    'base': BaseModel,
+    'better': BetterModel,
+    'best': BestModel,
+    'sota': SotaModel,
+}
+
+
+def select_model(args):
+    if args.model_type not in type2model:
+        raise ConfigError(f'unknown --model_type {args.model_type!r}; choose one of {", ".join(type2model)}')
+    return type2model[args.model_type](args)
+
+
+def equip_multi_gpu(model, args):
+    """Wraps the model in DataParallel over --gpus when more than one is listed. Keep a reference to the
+    unwrapped model for saving: DataParallel's state dict would prefix every key with `module.`."""
+    if args.gpus and len(args.gpus) > 1:
+        model = nn.DataParallel(model, device_ids=args.gpus)
+    return model

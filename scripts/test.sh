@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test suite: lint with ruff, then pytest (CPU only, a few minutes). Extra flags go to pytest.
+source "$(dirname "$0")/_env.sh"
+install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
+install_missing requirements-dev.txt pytest ruff
+
+"$PY" -m ruff check .
+status=0
+"$PY" -m pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "error: pytest collected no tests; that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$status"

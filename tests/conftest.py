@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny generated dataset, argument lists and Namespaces for fast CPU runs under tmp_path."""
+import argparse
+
+import pytest
+
+from data.make_shapes import make_shapes
+from options import parse_test_args, parse_train_args
+
+
+@pytest.fixture(scope='session')
+def shapes(tmp_path_factory):
+    """12 training and 6 validation 32x32 samples of the demo task, written once per test session."""
+    root = tmp_path_factory.mktemp('data') / 'shapes'
+    make_shapes(str(root), n_train=12, n_val=6, size=32, seed=0)
+    return root
+
+
+@pytest.fixture
+def train_argv(shapes, tmp_path):
+    """Flags for a two-epoch training run on the tiny dataset, every output under tmp_path."""
+    return ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'),
+            '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--epochs', '2', '--batch_size', '4',
+            '--num_workers', '0']
+
+
+def make_args(is_train=True, **overrides):
+    """The real parser's defaults (every declared flag), with `overrides` applied."""
+    parser = parse_train_args if is_train else parse_test_args
+    args = parser(argparse.ArgumentParser()).parse_args([])
+    for k, v in overrides.items():
+        assert hasattr(args, k), f'{k} is not a declared flag'
+        setattr(args, k, v)
+    return args

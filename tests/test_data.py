@@ -1,0 +1,97 @@
+"""Contract of every registered dataset, the list format, augmentation and the demo data generator."""
+import filecmp
+
+import numpy as np
+import pytest
+import torch
+
+from data.data_entry import get_dataset_by_type, select_eval_loader, select_train_loader, type2data
+from data.make_shapes import CLASS_NAMES, make_shapes
+from tests.conftest import make_args
+from utils.errors import ConfigError
+
+
+def args_for(shapes, **kw):
+    return make_args(train_list=str(shapes / 'train.txt'), val_list=str(shapes / 'val.txt'), **kw)
+
+
+@pytest.mark.parametrize('data_type', list(type2data))
+def test_dataset_items(shapes, data_type):
+    for is_train, n in ((True, 12), (False, 6)):
+        ds = get_dataset_by_type(args_for(shapes, data_type=data_type), is_train)
+        assert len(ds) == n
+        img, label = ds[0]
+        assert img.shape == (3, 32, 32) and img.dtype == torch.float32
+        assert label.shape == (32, 32) and label.dtype == torch.int64
+        assert 0 <= label.min() and label.max() < len(CLASS_NAMES)
+
+
+@pytest.mark.parametrize('data_type', list(type2data))
+def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, data_type):
+    ds = get_dataset_by_type(args_for(shapes, data_type=data_type), True)
+    epochs = []
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        epochs.append(torch.stack([ds[i][0] for i in range(len(ds))]))
+    ds.set_epoch(3)
+    assert torch.equal(torch.stack([ds[i][0] for i in range(len(ds))]), epochs[3])  # repeatable
+    assert any(not torch.equal(epochs[0], e) for e in epochs[1:])  # but varies between epochs
+
+
+def test_eval_samples_are_not_augmented(shapes):
+    ds = get_dataset_by_type(args_for(shapes), False)
+    first = ds[0][0]
+    ds.set_epoch(5)
+    assert torch.equal(ds[0][0], first)
+
+
+def test_mem_list_matches_list(shapes):
+    a = get_dataset_by_type(args_for(shapes, data_type='list'), True)
+    b = get_dataset_by_type(args_for(shapes, data_type='mem_list'), True)
+    for i in range(len(a)):
+        assert all(torch.equal(x, y) for x, y in zip(a[i], b[i], strict=True))
+
+
+def test_list_paths_resolve_against_list_folder(shapes, tmp_path):
+    lst = tmp_path / 'sub' / 'my.txt'
+    lst.parent.mkdir()
+    lst.write_text(f'# a comment\n\n{shapes}/images/val_0000.png {shapes}/labels/val_0000.png\n'
+                   '../missing.png ../missing_label.png\n')
+    ds = get_dataset_by_type(make_args(val_list=str(lst)), False)
+    assert len(ds) == 2
+    assert ds.samples[1][0] == str(tmp_path / 'sub' / '../missing.png')
+    with pytest.raises(ConfigError, match=r'my.txt:4: cannot read .*missing.png'):
+        ds[1]
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    lst = tmp_path / 'bad.txt'
+    lst.write_text('a.png b.png\nonly_one_path.png\n')
+    with pytest.raises(ConfigError, match=r'bad.txt:2: expected `image_path label_path`'):
+        get_dataset_by_type(make_args(val_list=str(lst)), False)
+
+
+def test_missing_list_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match='does not exist'):
+        get_dataset_by_type(make_args(val_list=str(tmp_path / 'nope.txt')), False)
+
+
+def test_loaders_batch_and_shuffle_by_seed(shapes):
+    args = args_for(shapes, batch_size=5, num_workers=0)
+    first = [label for _, label in select_train_loader(args)]
+    again = [label for _, label in select_train_loader(args)]
+    assert [len(b) for b in first] == [5, 5, 2]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert [len(label) for _, label in select_eval_loader(args)] == [5, 1]
+
+
+def test_make_shapes_is_deterministic_and_labels_are_classes(tmp_path):
+    for name in ('a', 'b'):
+        make_shapes(str(tmp_path / name), n_train=3, n_val=2, size=24, seed=7)
+    cmp = filecmp.dircmp(tmp_path / 'a' / 'images', tmp_path / 'b' / 'images')
+    assert len(cmp.same_files) == 5 and not cmp.diff_files
+    assert (tmp_path / 'a' / 'train.txt').read_text() == (tmp_path / 'b' / 'train.txt').read_text()
+    ds = get_dataset_by_type(make_args(val_list=str(tmp_path / 'a' / 'val.txt')), False)
+    labels = torch.stack([ds[i][1] for i in range(len(ds))])
+    assert set(np.unique(labels.numpy())) - {0} and labels.max() < len(CLASS_NAMES)
+    assert not list(tmp_path.glob('.shapes-*')), 'the temporary build folder was left behind'

@@ -1,0 +1,57 @@
+"""Confusion matrix, IoU, mIoU and pixel accuracy against hand-computed cases."""
+import math
+
+import pytest
+import torch
+
+from metrics import SegMetrics, confusion_matrix
+
+
+def test_confusion_matrix_by_hand_with_ignored_pixel():
+    gt = torch.tensor([[[0, 0, 1, 1, 255]]])
+    pred = torch.tensor([[[0, 1, 1, 1, 0]]])
+    cm = confusion_matrix(pred, gt, num_classes=2, ignore_index=255)
+    assert cm.tolist() == [[1, 1], [0, 2]]  # rows: truth, columns: prediction
+
+
+def test_scores_by_hand():
+    m = SegMetrics(['bg', 'fg'], ignore_index=255)
+    m.update(torch.tensor([[[0, 1, 1, 1, 0]]]), torch.tensor([[[0, 0, 1, 1, 255]]]))
+    s = m.compute()
+    assert s['pixel_acc'] == pytest.approx(3 / 4)
+    assert s['IoU_bg'] == pytest.approx(1 / 2)  # tp 1, union 2
+    assert s['IoU_fg'] == pytest.approx(2 / 3)  # tp 2, union 3
+    assert s['mIoU'] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_logits_are_reduced_by_argmax():
+    m = SegMetrics(['a', 'b'], 255)
+    logits = torch.tensor([[[[2.0]], [[1.0]]]])  # (1, 2, 1, 1): class 0 wins
+    m.update(logits, torch.tensor([[[0]]]))
+    assert m.compute()['pixel_acc'] == 1.0
+
+
+def test_accumulated_over_batches_equals_whole_set():
+    torch.manual_seed(0)
+    pred, gt = torch.randint(0, 3, (6, 8, 8)), torch.randint(0, 3, (6, 8, 8))
+    whole, parts = SegMetrics(['a', 'b', 'c'], 255), SegMetrics(['a', 'b', 'c'], 255)
+    whole.update(pred, gt)
+    for i in range(0, 6, 4):  # batches of 4 and 2
+        parts.update(pred[i:i + 4], gt[i:i + 4])
+    assert whole.compute() == parts.compute()
+
+
+def test_absent_class_is_nan_and_left_out_of_miou():
+    m = SegMetrics(['a', 'b', 'never'], 255)
+    m.update(torch.tensor([[[0, 1]]]), torch.tensor([[[0, 1]]]))
+    s = m.compute()
+    assert math.isnan(s['IoU_never'])
+    assert s['mIoU'] == 1.0
+
+
+def test_reset_forgets_earlier_batches():
+    m = SegMetrics(['a', 'b'], 255)
+    m.update(torch.tensor([[[1]]]), torch.tensor([[[0]]]))
+    m.reset()
+    m.update(torch.tensor([[[0]]]), torch.tensor([[[0]]]))
+    assert m.compute()['pixel_acc'] == 1.0

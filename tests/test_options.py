@@ -1,0 +1,84 @@
+"""Flags, run folders and result folders: defaults that run, args that round-trip, runs that never overwrite."""
+import argparse
+import json
+import os
+
+import pytest
+import torch
+
+from data.data_entry import type2data
+from loss import type2loss
+from model.model_entry import select_model, type2model
+from options import prepare_test_args, prepare_train_args
+from tests.conftest import make_args
+from utils.errors import ConfigError
+
+
+def test_defaults_are_registry_keys():
+    args = make_args()
+    assert args.model_type in type2model and args.data_type in type2data and args.loss in type2loss
+    assert len(args.class_names) == args.num_classes
+    assert make_args(is_train=False).batch_size == 1
+
+
+def test_args_json_round_trips(train_argv):
+    args = prepare_train_args(train_argv + ['--class_names', 'bg', 'c', 'r', 't'])
+    with open(os.path.join(args.model_dir, 'args.json')) as f:
+        assert argparse.Namespace(**json.load(f)) == args
+
+
+def test_run_folders_are_numbered_and_latest_names_newest(train_argv, tmp_path):
+    dirs = [prepare_train_args(train_argv + ['--save_prefix', 'x']).model_dir for _ in range(3)]
+    ck = tmp_path / 'checkpoints'
+    assert dirs == [str(ck / 'base_x'), str(ck / 'base_x_2'), str(ck / 'base_x_3')]
+    assert (ck / 'latest').read_text().strip() == 'base_x_3'
+    command = (ck / 'base_x_2' / 'command.txt').read_text()
+    assert 'python train.py' in command and '--save_prefix x' in command
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--batch_size', '0'], '--batch_size must be positive'),
+    (['--lr', '-1'], '--lr must be positive'),
+    (['--num_classes', '3'], '--class_names has 4 names for --num_classes 3'),
+    (['--save_prefix', '../up'], '--save_prefix'),
+    (['--gpus', '7'], 'GPU 7 is not there'),
+])
+def test_bad_flags_fail_before_any_folder(train_argv, tmp_path, flags, message):
+    if flags[0] == '--gpus' and torch.cuda.device_count() > 7:
+        pytest.skip('this machine has a GPU 7')
+    with pytest.raises(ConfigError, match=message):
+        prepare_train_args(train_argv + flags)
+    assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_unknown_registry_name_is_refused_with_valid_names(train_argv, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        prepare_train_args(train_argv + ['--model_type', 'nope'])
+    assert "'base', 'better', 'best', 'sota'" in capsys.readouterr().err
+    assert not (tmp_path / 'checkpoints').exists()
+
+
+def save_fake_checkpoint(path, **arg_overrides):
+    args = make_args(**arg_overrides)
+    torch.save({'model': select_model(args).state_dict(), 'epoch': 1, 'args': vars(args), 'metrics': {}}, path)
+
+
+def test_test_result_dir_and_model_args_from_checkpoint(tmp_path, shapes):
+    run = tmp_path / 'checkpoints' / 'better_exp'
+    run.mkdir(parents=True)
+    save_fake_checkpoint(run / 'best.pth', model_type='better', num_classes=3, class_names=['a', 'b', 'c'])
+    (tmp_path / 'checkpoints' / 'latest').write_text('better_exp\n')
+    argv = ['--checkpoints_dir', str(tmp_path / 'checkpoints'), '--val_list', str(shapes / 'val.txt'),
+            '--save_prefix', 'try']
+    args = prepare_test_args(argv)
+    assert args.load_model_path == str(run / 'best.pth')  # the newest run's best checkpoint
+    assert (args.model_type, args.num_classes, args.class_names) == ('better', 3, ['a', 'b', 'c'])
+    assert args.result_dir == str(run / 'best' / 'shapes_val_try')
+    assert json.load(open(os.path.join(args.result_dir, 'args.json')))['model_type'] == 'better'
+    # A flag given on the command line wins over the checkpoint's value.
+    assert prepare_test_args(argv + ['--model_type', 'base']).model_type == 'base'
+
+
+def test_eval_without_any_run_says_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match='train first'):
+        prepare_test_args(['--checkpoints_dir', str(tmp_path / 'empty')])

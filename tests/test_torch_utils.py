@@ -1,0 +1,96 @@
+"""load_match_dict reports, strict loading errors, safe checkpoint files, and pictures."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from tests.conftest import make_args
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.errors import ConfigError
+from utils.torch_utils import get_device, load_match_dict, load_model_weights
+from utils.viz import colorize, make_panel
+
+
+def small(out=3):
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, out, 1))
+
+
+def test_load_match_dict_from_prefixed_checkpoint_reports_every_kind(tmp_path):
+    src = small(out=5)
+    state = {f'module.{k}': v for k, v in src.state_dict().items()}  # as saved from DataParallel
+    state['module.extra.weight'] = torch.zeros(1)
+    del state['module.1.running_var']
+    torch.save({'model': state}, tmp_path / 'ck.pth')
+    dst = small(out=3)
+    head_before = dst[2].weight.clone()
+    report = load_match_dict(dst, str(tmp_path / 'ck.pth'))
+    assert set(report['loaded']) == {'0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean',
+                                     '1.num_batches_tracked'}
+    assert report['missing'] == ['1.running_var']
+    assert report['unexpected'] == ['extra.weight']
+    assert [m.split(':')[0] for m in report['mismatched']] == ['2.weight', '2.bias']
+    assert torch.equal(dst[0].weight, src[0].weight)  # matching tensors were loaded
+    assert torch.equal(dst[2].weight, head_before)  # mismatched ones kept their values
+
+
+def test_strict_load_of_other_model_points_to_load_not_strict(tmp_path):
+    torch.save({'model': small(out=5).state_dict()}, tmp_path / 'ck.pth')
+    with pytest.raises(ConfigError, match='--load_not_strict'):
+        load_model_weights(small(out=3), str(tmp_path / 'ck.pth'), strict=True)
+
+
+def test_strict_load_accepts_bare_state_dict_with_compile_prefix(tmp_path):
+    src = small()
+    torch.save({f'_orig_mod.{k}': v for k, v in src.state_dict().items()}, tmp_path / 'bare.pth')
+    dst = small()
+    load_model_weights(dst, str(tmp_path / 'bare.pth'))
+    assert torch.equal(dst[2].weight, src[2].weight)
+
+
+class Payload:
+    """Unpickling this calls open(path, 'w'): it creates a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+def test_checkpoint_with_pickled_object_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / 'payload_ran'
+    torch.save({'model': Payload(str(marker))}, tmp_path / 'evil.pth')
+    with pytest.raises(ConfigError, match='could run code'):
+        load_checkpoint(str(tmp_path / 'evil.pth'))
+    assert not marker.exists()
+
+
+def test_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
+    save_checkpoint({'model': small().state_dict()}, str(tmp_path / 'ok.pth'))
+    data = (tmp_path / 'ok.pth').read_bytes()
+    (tmp_path / 'cut.pth').write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match='truncated or corrupt'):
+        load_checkpoint(str(tmp_path / 'cut.pth'))
+    with pytest.raises(ConfigError, match='does not exist'):
+        load_checkpoint(str(tmp_path / 'nope.pth'))
+    assert sorted(os.listdir(tmp_path)) == ['cut.pth', 'ok.pth']  # the atomic save left no temporary file
+
+
+def test_device_without_gpus_is_cpu_here():
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present')
+    assert get_device(make_args(gpus=None)).type == 'cpu'
+    with pytest.raises(ConfigError, match='no CUDA GPU'):
+        get_device(make_args(gpus=[0, 1]))
+
+
+def test_colorize_and_panel():
+    label = np.array([[0, 1], [255, 12]])
+    rgb = colorize(label, ignore_index=255)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[1, 0].tolist() == [255, 255, 255]
+    assert rgb[0, 1].tolist() != rgb[1, 1].tolist()
+    img = np.zeros((2, 2, 3), np.uint8)
+    assert make_panel(img, label, label).shape == (2, 3 * 2 + 8, 3)
