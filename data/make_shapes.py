@@ -66,7 +66,7 @@ def write_split(out_dir, split, n, size, seed):
         f.writelines(lines)
 
 
-def make_shapes(out_dir, n_train=800, n_val=200, size=64, seed=0):
+def make_shapes(out_dir, n_train=800, n_val=200, size=48, seed=0):
     """Writes the dataset into `out_dir`. It is built in a temporary folder and renamed into place, so a
     crash or a second process never leaves a half-written dataset behind."""
     parent = os.path.dirname(os.path.abspath(out_dir))
@@ -98,7 +98,7 @@ if __name__ == '__main__':
     parser.add_argument('--out', default=DEMO_DIR)
     parser.add_argument('--n_train', type=int, default=800)
     parser.add_argument('--n_val', type=int, default=200)
-    parser.add_argument('--size', type=int, default=64)
+    parser.add_argument('--size', type=int, default=48)
     parser.add_argument('--seed', type=int, default=0)
     a = parser.parse_args()
     make_shapes(a.out, a.n_train, a.n_val, a.size, a.seed)

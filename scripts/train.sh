@@ -7,9 +7,9 @@ args=(
   --data_type list                          # a key of type2data in data/data_entry.py
   --train_list demo_data/shapes/train.txt   # lines of `image_path label_path`
   --val_list demo_data/shapes/val.txt
-  --save_prefix lr3e-3_bs16                 # names the run folder: checkpoints/base_lr3e-3_bs16/
+  --save_prefix lr3e-3_bs8                  # names the run folder: checkpoints/base_lr3e-3_bs8/
   --epochs 10
-  --batch_size 16
+  --batch_size 8
   --lr 3e-3                                 # Adam, betas (--momentum, --beta)
   --loss ce                                 # ce, dice or focal (loss.py)
   --monitor val/mIoU --monitor_mode max     # decides best.pth
