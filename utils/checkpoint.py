@@ -2,25 +2,27 @@
 the target, so a crash at any moment leaves the previous good file, never a truncated one."""
 import os
 import pickle
-import tempfile
+import uuid
 
 import torch
-import torch.nn as nn
 
 from utils.errors import ConfigError
 
 
 def atomic_write(path, write):
-    """Calls write(f) on a temporary binary file beside `path`, then renames it to `path`."""
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=os.path.dirname(os.path.abspath(path)))
+    """Calls write(f) on a temporary binary file beside `path`, then renames it to `path`.
+    (Not tempfile.mkstemp: its files are private to the user, and results are often shared.)"""
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f'.{name}.{uuid.uuid4().hex[:8]}.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with open(tmp, 'xb') as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
@@ -51,13 +53,3 @@ def load_checkpoint(path, mmap=False):
     except (RuntimeError, EOFError, OSError) as e:
         raise ConfigError(f'{path} is not a readable checkpoint (truncated or corrupt?): {e}') from None
 
-
-def unwrap_model(model):
-    """The plain model inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
-    while True:
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        elif hasattr(model, '_orig_mod'):  # what torch.compile returns
-            model = model._orig_mod
-        else:
-            return model
