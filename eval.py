@@ -13,8 +13,8 @@ from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
 from options import prepare_test_args
 from utils.checkpoint import write_text
-from utils.errors import run_cli
-from utils.logger import setup_logging
+from utils.errors import ConfigError, run_cli
+from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, load_model_weights
 from utils.viz import make_panel, save_image
 
@@ -24,7 +24,6 @@ log = logging.getLogger('torchbase')
 class Evaluator:
     def __init__(self, args):
         self.args = args
-        setup_logging(os.path.join(args.result_dir, 'eval.log'))
         self.device = get_device(args)
         model = select_model(args)
         load_model_weights(model, args.load_model_path, strict=not args.load_not_strict)
@@ -74,7 +73,12 @@ class Evaluator:
 
 def main(argv=None):
     args = prepare_test_args(argv)
-    return Evaluator(args).eval()
+    try:
+        evaluator = Evaluator(args)
+    except ConfigError:  # e.g. a checkpoint that does not fit: leave no result folder
+        remove_run_dir(args.result_dir)
+        raise
+    return evaluator.eval()
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ class DiceLoss(nn.Module):
     def __init__(self, ignore_index, smooth=1.0):
         super().__init__()
         self.ignore_index = ignore_index
-        self.smooth = smooth  # keeps classes absent from the batch at a loss of 0 rather than 0 / 0
+        self.smooth = smooth  # avoids 0 / 0 for a class absent from both the batch and the prediction
 
     def forward(self, pred, gt):
         valid = (gt != self.ignore_index).unsqueeze(1)  # (B, 1, H, W)

@@ -1,8 +1,10 @@
 """Every flag of train.py and eval.py. parse_common_args declares those both need, so none is given at
 training time and forgotten at test time. prepare_train_args / prepare_test_args parse and check the flags,
-create the run or result folder and save the args there. Every args.X used anywhere is declared here."""
+create the run or result folder, save the args there and start its log. Every args.X used anywhere is
+declared here."""
 import argparse
 import json
+import logging
 import os
 import shlex
 import sys
@@ -13,12 +15,15 @@ from loss import type2loss
 from model.model_entry import type2model
 from utils.checkpoint import load_checkpoint, write_text
 from utils.errors import ConfigError
-from utils.run_dir import make_run_dir, read_latest, write_latest
+from utils.run_dir import make_run_dir, read_latest, setup_logging
 from utils.torch_utils import check_gpus
 
-# The flags that define the model: eval.py takes them from the checkpoint unless its command line gives them.
+# The flags that define the model. eval.py takes them from the checkpoint unless its command line gives them.
 # EDIT ME: add every flag your model's __init__ reads.
 MODEL_ARGS = ('model_type', 'num_classes', 'class_names')
+# How the data is read and scored: eval.py also uses the training run's values unless given.
+DATA_ARGS = ('data_type', 'val_list', 'ignore_index')
+log = logging.getLogger('torchbase')
 
 
 def parse_common_args(parser):
@@ -35,13 +40,14 @@ def parse_common_args(parser):
     group.add_argument('--save_prefix', default='exp',
                        help='a note on the experiment; names the run folder (train) or result folder (eval)')
     group.add_argument('--load_model_path', default='',
-                       help='train: weights to start from; eval: the checkpoint (default: best.pth of the newest run)')
+                       help='train: weights to start from. eval: the checkpoint; empty: best.pth of the newest run')
     group.add_argument('--load_not_strict', action='store_true',
                        help='load only the tensors whose names and shapes match (utils/torch_utils.load_match_dict)')
     group.add_argument('--checkpoints_dir', default='checkpoints', help='where run folders are made')
     group.add_argument('--seed', type=int, default=0, help='seeds python, numpy, torch and the data order')
     group = parser.add_argument_group('hardware')
-    group.add_argument('--gpus', nargs='+', type=int, help='GPU ids; several: DataParallel (default: one GPU or CPU)')
+    group.add_argument('--gpus', nargs='+', type=int,
+                       help='GPU ids; several: DataParallel over them. Not given: one GPU if there is one, else CPU')
     group.add_argument('--num_workers', type=int, default=0,
                        help='data loading processes; 0 loads in the main one, which measured fastest for the demo '
                             'on 2 cores. Raise it with more cores or images that are slow to decode')
@@ -53,12 +59,12 @@ def parse_train_args(parser):
     group = parser.add_argument_group('training')
     group.add_argument('--train_list', default=os.path.join(DEMO_DIR, 'train.txt'),
                        help='list file of `image_path label_path` lines')
-    group.add_argument('--epochs', type=int, default=10)
-    group.add_argument('--batch_size', type=int, default=8)
+    group.add_argument('--epochs', type=int, default=10, help='passes over --train_list')
+    group.add_argument('--batch_size', type=int, default=8, help='samples per training step')
     group.add_argument('--lr', type=float, default=3e-3, help='learning rate')
     group.add_argument('--momentum', type=float, default=0.9, help="Adam's beta1 (the momentum of the gradient)")
     group.add_argument('--beta', type=float, default=0.999, help="Adam's beta2 (the momentum of its square)")
-    group.add_argument('--weight_decay', type=float, default=0.0)
+    group.add_argument('--weight_decay', type=float, default=0.0, help='L2 penalty added by Adam')
     group.add_argument('--loss', default='ce', choices=list(type2loss), help='see loss.py')
     group.add_argument('--monitor', default='val/mIoU', help='the validation value that decides best.pth')
     group.add_argument('--monitor_mode', default='max', choices=['max', 'min'], help='max for scores, min for errors')
@@ -70,9 +76,11 @@ def parse_train_args(parser):
 
 def parse_test_args(parser):
     parser = parse_common_args(parser)
+    # Not given on the command line (None), these come from the checkpoint: see prepare_test_args.
+    parser.set_defaults(**dict.fromkeys(MODEL_ARGS + DATA_ARGS))
     group = parser.add_argument_group('evaluation')
-    group.add_argument('--batch_size', type=int, default=1, help='1 by default, for per-sample visualization')
-    group.add_argument('--save_viz', action='store_true', help='save an input | prediction | truth picture')
+    group.add_argument('--batch_size', type=int, default=1, help='1 as in the article; any size gives the same results')
+    group.add_argument('--save_viz', action='store_true', help='save input | prediction | truth pictures')
     group.add_argument('--viz_freq', type=int, default=20, help='with --save_viz: one picture every this many samples')
     group.add_argument('--result_dir', default='', help='leave empty: prepare_test_args fills it in')
     return parser
@@ -90,6 +98,8 @@ def check_args(args):
         problems.append(f'--num_workers must be 0 or more, got {args.num_workers}')
     if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
         problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
+    if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
+        problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
     if problems:
         raise ConfigError('\n  '.join(['invalid arguments:'] + problems))
     if args.gpus:
@@ -102,58 +112,63 @@ def save_args(args, save_dir):
 
 
 def save_command(save_dir, script, argv):
-    """Writes command.txt: the exact command line, runnable from the folder it was started in."""
-    line = f'cd {shlex.quote(os.getcwd())} && python {script} {shlex.join(argv)}'.rstrip()
-    write_text(os.path.join(save_dir, 'command.txt'), line + '\n')
+    """Writes command.txt: the command line, with the folder and interpreter it ran in."""
+    line = f'cd {shlex.quote(os.getcwd())} && {shlex.quote(sys.executable)} {script} {shlex.join(argv)}'
+    write_text(os.path.join(save_dir, 'command.txt'), line.rstrip() + '\n')
 
 
 def get_train_model_dir(args):
     """Creates the run folder <checkpoints_dir>/<model_type>_<save_prefix> (numbered if taken) and returns it."""
-    base = args.model_dir or os.path.join(args.checkpoints_dir, f'{args.model_type}_{args.save_prefix}')
-    return make_run_dir(base)
+    return make_run_dir(args.model_dir or os.path.join(args.checkpoints_dir, f'{args.model_type}_{args.save_prefix}'))
 
 
 def get_test_result_dir(args):
-    """Creates <checkpoint path without extension>/<list folder>_<list name>_<save_prefix>/ and returns it."""
-    if not args.result_dir:
-        list_folder = os.path.basename(os.path.dirname(os.path.abspath(args.val_list)))
-        list_name = os.path.splitext(os.path.basename(args.val_list))[0]
-        args.result_dir = os.path.join(os.path.splitext(args.load_model_path)[0],
-                                       f'{list_folder}_{list_name}_{args.save_prefix}')
-    os.makedirs(args.result_dir, exist_ok=True)
-    return args.result_dir
+    """Creates <checkpoint path without extension>/<list folder>_<list name>_<save_prefix> (numbered if taken:
+    an evaluation never mixes its files with an earlier one's) and returns it."""
+    if args.result_dir:
+        return make_run_dir(args.result_dir)
+    list_folder = os.path.basename(os.path.dirname(os.path.abspath(args.val_list)))
+    list_name = os.path.splitext(os.path.basename(args.val_list))[0]
+    return make_run_dir(os.path.join(os.path.splitext(args.load_model_path)[0],
+                                     f'{list_folder}_{list_name}_{args.save_prefix}'))
+
+
+def make_parser(description):
+    # allow_abbrev=False: `--lr` must not silently match another flag that starts the same way.
+    return argparse.ArgumentParser(description=description, allow_abbrev=False,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def prepare_train_args(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(description='Train a model.', allow_abbrev=False,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    args = parse_train_args(parser).parse_args(argv)
+    args = parse_train_args(make_parser('Train a model.')).parse_args(argv)
     check_args(args)
     args.model_dir = get_train_model_dir(args)
     save_args(args, args.model_dir)
     save_command(args.model_dir, 'train.py', argv)
-    write_latest(args.checkpoints_dir, args.model_dir)
-    print(f'Run folder: {args.model_dir}')
+    setup_logging(os.path.join(args.model_dir, 'train.log'))
+    log.info(f'Run folder: {args.model_dir}')
     return args
 
 
 def prepare_test_args(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(description='Evaluate a checkpoint.', allow_abbrev=False,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    args = parse_test_args(parser).parse_args(argv)
+    parser = parse_test_args(make_parser(f'Evaluate a checkpoint. Not given, {", ".join(MODEL_ARGS + DATA_ARGS)} '
+                                         'take the values the checkpoint was trained with.'))
+    args = parser.parse_args(argv)
     if not args.load_model_path:
         args.load_model_path = os.path.join(read_latest(args.checkpoints_dir), 'best.pth')
-    # allow_abbrev=False and flags spelled like their attributes make this the set of flags given.
-    given = {a.split('=', 1)[0][2:] for a in argv if a.startswith('--')}
-    saved = load_checkpoint(args.load_model_path, mmap=True).get('args', {})
-    for name in MODEL_ARGS:
-        if name not in given and name in saved:
-            setattr(args, name, saved[name])
+        argv += ['--load_model_path', args.load_model_path]  # so that command.txt evaluates this one again
+    ckpt = load_checkpoint(args.load_model_path)
+    saved = ckpt.get('args', {}) if isinstance(ckpt, dict) else {}  # a bare state dict has no args
+    defaults = parse_common_args(argparse.ArgumentParser())
+    for name in MODEL_ARGS + DATA_ARGS:
+        if getattr(args, name) is None:
+            setattr(args, name, saved.get(name, defaults.get_default(name)))
     check_args(args)
     args.result_dir = get_test_result_dir(args)
     save_args(args, args.result_dir)
     save_command(args.result_dir, 'eval.py', argv)
-    print(f'Result folder: {args.result_dir}')
+    setup_logging(os.path.join(args.result_dir, 'eval.log'))
+    log.info(f'Result folder: {args.result_dir}')
     return args

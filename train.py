@@ -15,6 +15,7 @@ from model.model_entry import equip_multi_gpu, select_model
 from options import prepare_train_args
 from utils.errors import ConfigError, run_cli
 from utils.logger import Logger
+from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, load_model_weights, set_seed
 from utils.viz import make_panel
 
@@ -26,7 +27,6 @@ class Trainer:
         self.args = args
         set_seed(args.seed)
         self.device = get_device(args)
-        self.logger = Logger(args)
         self.train_loader = select_train_loader(args)
         self.val_loader = select_eval_loader(args)
         # The three ways to start: fresh (as built), strict load, or partial load (load_match_dict).
@@ -40,6 +40,7 @@ class Trainer:
         self.metrics = {phase: SegMetrics(args.class_names, args.ignore_index) for phase in ('train', 'val')}
         self.best_metric = None
         self.check_monitor()
+        self.logger = Logger(args)  # last: once it exists, the run has started
 
     def check_monitor(self):
         known = ['val/loss'] + [f'val/{name}' for name in self.metrics['val'].compute()]
@@ -64,7 +65,8 @@ class Trainer:
 
     def train_per_epoch(self, epoch):
         self.model.train()
-        self.train_loader.dataset.set_epoch(epoch)
+        if hasattr(self.train_loader.dataset, 'set_epoch'):  # augmentation that depends on the epoch
+            self.train_loader.dataset.set_epoch(epoch)
         bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True)
         for i, data in enumerate(bar):
             img, pred, label = self.step(data)
@@ -135,7 +137,12 @@ class Trainer:
 
 def main(argv=None):
     args = prepare_train_args(argv)
-    Trainer(args).train()
+    try:
+        trainer = Trainer(args)
+    except ConfigError:  # a bad list, checkpoint or --monitor: nothing ran, so leave no run folder
+        remove_run_dir(args.model_dir)
+        raise
+    trainer.train()
 
 
 if __name__ == '__main__':

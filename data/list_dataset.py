@@ -37,6 +37,8 @@ class ListDataset(Dataset):
         self.list_path = args.train_list if is_train else args.val_list
         self.samples = read_list(self.list_path)
         self.is_train = is_train
+        self.num_classes = args.num_classes
+        self.ignore_index = args.ignore_index
         self.seed = args.seed
         self.epoch = 0
 
@@ -59,6 +61,10 @@ class ListDataset(Dataset):
         if label.ndim != 2 or label.shape != img.shape[:2]:
             raise ConfigError(f'{self.list_path}:{n}: label {label_path} has shape {label.shape}, expected a '
                               f'single-channel image of the image size {img.shape[:2]}')
+        bad = label[(label >= self.num_classes) & (label != self.ignore_index)]
+        if bad.size:  # would crash deep in the loss, or be miscounted, without a hint of which file
+            raise ConfigError(f'{self.list_path}:{n}: label {label_path} holds class {bad.max()}, expected '
+                              f'0..{self.num_classes - 1} (--num_classes) or {self.ignore_index} (--ignore_index)')
         return img[:, :, ::-1], label  # cv2 decodes to BGR
 
     def __getitem__(self, index):

@@ -5,7 +5,7 @@ Run: python -m data.make_shapes --out demo_data/shapes   (train.py calls it on f
 import argparse
 import os
 import shutil
-import tempfile
+import uuid
 
 import cv2
 import numpy as np
@@ -67,20 +67,23 @@ def write_split(out_dir, split, n, size, seed):
 
 
 def make_shapes(out_dir, n_train=800, n_val=200, size=48, seed=0):
-    """Writes the dataset into `out_dir`. It is built in a temporary folder and renamed into place, so a
-    crash or a second process never leaves a half-written dataset behind."""
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.shapes-', dir=parent)
+    """Writes the dataset into `out_dir`, which must not exist. It is built in a temporary folder and renamed
+    into place, so a crash never leaves a half-written dataset; returns False when another process finished
+    the same dataset first (its copy is kept)."""
+    if os.path.exists(out_dir):
+        raise FileExistsError(f'{out_dir} exists; delete it to make the dataset again')
+    tmp = f'{out_dir}.tmp-{uuid.uuid4().hex[:8]}'  # os.makedirs, unlike tempfile, leaves it readable to others
     try:
         for sub in ('images', 'labels'):
             os.makedirs(os.path.join(tmp, sub))
         write_split(tmp, 'train', n_train, size, seed)
         write_split(tmp, 'val', n_val, size, seed)
         os.rename(tmp, out_dir)
+        return True
     except OSError:
-        if not os.path.isdir(out_dir):  # not lost to a concurrent writer: a real failure
-            raise
+        if os.path.isfile(os.path.join(out_dir, 'val.txt')):  # a concurrent writer won the rename
+            return False
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -88,7 +91,7 @@ def make_shapes(out_dir, n_train=800, n_val=200, size=48, seed=0):
 def ensure_demo_data(list_path):
     """Makes the demo dataset when `list_path` is one of its lists and it does not exist yet."""
     in_demo = os.path.dirname(os.path.abspath(list_path)) == os.path.abspath(DEMO_DIR)
-    if in_demo and not os.path.exists(list_path):
+    if in_demo and not os.path.exists(DEMO_DIR):
         print(f'Making the demo dataset in {DEMO_DIR}/ (once)')
         make_shapes(DEMO_DIR)
 
@@ -101,5 +104,8 @@ if __name__ == '__main__':
     parser.add_argument('--size', type=int, default=48)
     parser.add_argument('--seed', type=int, default=0)
     a = parser.parse_args()
-    make_shapes(a.out, a.n_train, a.n_val, a.size, a.seed)
+    try:
+        make_shapes(a.out, a.n_train, a.n_val, a.size, a.seed)
+    except FileExistsError as e:
+        raise SystemExit(f'error: {e}') from None
     print(f'Wrote {a.n_train} training and {a.n_val} validation samples to {a.out}/')

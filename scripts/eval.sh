@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Evaluate a checkpoint. Results go beside it: <checkpoint without .pth>/<list folder>_<list name>_<save_prefix>/
-cd "$(dirname "$0")/.." || exit 1
+# Evaluate a checkpoint: best.pth of the newest run, or the one named by CKPT (CKPT=path/to.pth bash scripts/eval.sh).
+# Results go beside it: <checkpoint without .pth>/<list folder>_<list name>_<save_prefix>/
+source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
+install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
 args=(
-  --load_model_path "${CKPT:-checkpoints/$(cat checkpoints/latest)/best.pth}"  # CKPT=... bash scripts/eval.sh
-  --val_list demo_data/shapes/val.txt   # the list to evaluate
   --save_prefix test                    # names the result folder
   --save_viz --viz_freq 20              # an input | prediction | truth picture every 20 samples
-  # --model_type and the other model flags come from the checkpoint unless given here
+  # --val_list data/my_test.txt         # the list to evaluate; default: the list the run validated on
+  # --model_type, --num_classes, ...    # default: the checkpoint's (MODEL_ARGS and DATA_ARGS in options.py)
 )
-python eval.py "${args[@]}" "$@"
+if [ -n "${CKPT:-}" ]; then
+  args+=(--load_model_path "$CKPT")
+fi
+"$PY" eval.py "${args[@]}" "$@"

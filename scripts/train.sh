@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A training run with every commonly changed flag spelled out. Copy it per experiment and edit the values:
 # the script then documents the experiment, and the run folder keeps args.json and command.txt too.
-cd "$(dirname "$0")/.." || exit 1
+source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
+install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
 args=(
   --model_type base                         # a key of type2model in model/model_entry.py
   --data_type list                          # a key of type2data in data/data_entry.py
@@ -17,4 +18,4 @@ args=(
   # --gpus 0 1                              # DataParallel over GPUs 0 and 1
   # --load_model_path checkpoints/base_exp/best.pth --load_not_strict   # start from matching weights
 )
-python train.py "${args[@]}" "$@"
+"$PY" train.py "${args[@]}" "$@"

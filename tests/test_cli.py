@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+from model.model_entry import type2model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -14,7 +16,7 @@ def run(*argv, cwd):
 def test_unknown_model_type_exits_with_valid_names_and_no_folder(tmp_path):
     p = run('train.py', '--model_type', 'nope', cwd=tmp_path)
     assert p.returncode == 2
-    assert "invalid choice: 'nope'" in p.stderr and "'base', 'better', 'best', 'sota'" in p.stderr
+    assert "invalid choice: 'nope'" in p.stderr and ', '.join(repr(name) for name in type2model) in p.stderr
     assert os.listdir(tmp_path) == []
 
 

@@ -1,5 +1,6 @@
 """Contract of every registered dataset, the list format, augmentation and the demo data generator."""
 import filecmp
+import os
 
 import numpy as np
 import pytest
@@ -17,18 +18,19 @@ def args_for(shapes, **kw):
 
 @pytest.mark.parametrize('data_type', list(type2data))
 def test_dataset_items(shapes, data_type):
-    for is_train, n in ((True, 12), (False, 6)):
+    for is_train in (True, False):
         ds = get_dataset_by_type(args_for(shapes, data_type=data_type), is_train)
-        assert len(ds) == n
-        img, label = ds[0]
-        assert img.shape == (3, 32, 32) and img.dtype == torch.float32
-        assert label.shape == (32, 32) and label.dtype == torch.int64
-        assert 0 <= label.min() and label.max() < len(CLASS_NAMES)
+        assert len(ds) > 0
+        img, label = ds[len(ds) - 1]
+        assert img.dtype == torch.float32 and img.dim() == 3
+        assert label.dtype == torch.int64 and label.shape == img.shape[1:]  # a class index per pixel
 
 
 @pytest.mark.parametrize('data_type', list(type2data))
 def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, data_type):
     ds = get_dataset_by_type(args_for(shapes, data_type=data_type), True)
+    if not hasattr(ds, 'set_epoch'):
+        pytest.skip(f'{data_type} does not augment by epoch')
     epochs = []
     for epoch in range(6):
         ds.set_epoch(epoch)
@@ -36,6 +38,14 @@ def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, data_type):
     ds.set_epoch(3)
     assert torch.equal(torch.stack([ds[i][0] for i in range(len(ds))]), epochs[3])  # repeatable
     assert any(not torch.equal(epochs[0], e) for e in epochs[1:])  # but varies between epochs
+
+
+def test_demo_items(shapes):
+    ds = get_dataset_by_type(args_for(shapes), True)
+    assert len(ds) == 12
+    img, label = ds[0]
+    assert img.shape == (3, 32, 32) and label.shape == (32, 32)
+    assert 0 <= label.min() and label.max() < len(CLASS_NAMES)
 
 
 def test_eval_samples_are_not_augmented(shapes):
@@ -71,6 +81,13 @@ def test_malformed_line_names_file_and_line(tmp_path):
         get_dataset_by_type(make_args(val_list=str(lst)), False)
 
 
+def test_label_outside_the_classes_names_file_and_line(shapes):
+    ds = get_dataset_by_type(args_for(shapes, num_classes=2, class_names=['a', 'b']), False)
+    with pytest.raises(ConfigError, match=r'val.txt:\d+: label .* holds class [23], expected 0..1 \(--num_classes\)'):
+        for i in range(len(ds)):
+            ds[i]
+
+
 def test_missing_list_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match='does not exist'):
         get_dataset_by_type(make_args(val_list=str(tmp_path / 'nope.txt')), False)
@@ -85,13 +102,19 @@ def test_loaders_batch_and_shuffle_by_seed(shapes):
     assert [len(label) for _, label in select_eval_loader(args)] == [5, 1]
 
 
-def test_make_shapes_is_deterministic_and_labels_are_classes(tmp_path):
+def test_make_shapes_is_deterministic_readable_and_never_overwrites(tmp_path):
     for name in ('a', 'b'):
-        make_shapes(str(tmp_path / name), n_train=3, n_val=2, size=24, seed=7)
+        assert make_shapes(str(tmp_path / name), n_train=3, n_val=2, size=24, seed=7)
     cmp = filecmp.dircmp(tmp_path / 'a' / 'images', tmp_path / 'b' / 'images')
     assert len(cmp.same_files) == 5 and not cmp.diff_files
     assert (tmp_path / 'a' / 'train.txt').read_text() == (tmp_path / 'b' / 'train.txt').read_text()
     ds = get_dataset_by_type(make_args(val_list=str(tmp_path / 'a' / 'val.txt')), False)
     labels = torch.stack([ds[i][1] for i in range(len(ds))])
     assert set(np.unique(labels.numpy())) - {0} and labels.max() < len(CLASS_NAMES)
-    assert not list(tmp_path.glob('.shapes-*')), 'the temporary build folder was left behind'
+    assert sorted(os.listdir(tmp_path)) == ['a', 'b'], 'a temporary build folder was left behind'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / 'a').st_mode & 0o777 == 0o777 & ~umask  # not private like a tempfile folder
+    with pytest.raises(FileExistsError, match='delete it'):
+        make_shapes(str(tmp_path / 'a'), n_train=1, n_val=1)
+    assert len((tmp_path / 'a' / 'train.txt').read_text().splitlines()) == 3

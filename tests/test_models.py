@@ -44,7 +44,7 @@ def test_state_dict_round_trip_gives_same_outputs(model_type, tmp_path):
 
 
 def test_unknown_model_type_lists_valid_names():
-    with pytest.raises(ConfigError, match='base, better, best, sota'):
+    with pytest.raises(ConfigError, match=', '.join(type2model)):
         select_model(make_args(model_type='nope'))
 
 

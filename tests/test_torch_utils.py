@@ -35,10 +35,15 @@ def test_load_match_dict_from_prefixed_checkpoint_reports_every_kind(tmp_path):
     assert torch.equal(dst[2].weight, head_before)  # mismatched ones kept their values
 
 
-def test_strict_load_of_other_model_points_to_load_not_strict(tmp_path):
+def test_strict_load_of_other_model_is_a_short_error_pointing_to_load_not_strict(tmp_path):
     torch.save({'model': small(out=5).state_dict()}, tmp_path / 'ck.pth')
-    with pytest.raises(ConfigError, match='--load_not_strict'):
+    with pytest.raises(ConfigError, match='--load_not_strict') as e:
         load_model_weights(small(out=3), str(tmp_path / 'ck.pth'), strict=True)
+    assert '2 mismatched, e.g. 2.weight: file (5, 4, 1, 1), model (3, 4, 1, 1)' in str(e.value)
+    big = nn.Sequential(*[nn.Linear(2, 2) for _ in range(200)])
+    with pytest.raises(ConfigError) as e:
+        load_model_weights(big, str(tmp_path / 'ck.pth'), strict=True)
+    assert '394 missing, e.g. ' in str(e.value) and len(str(e.value)) < 600  # not 400 keys, but a count
 
 
 def test_strict_load_accepts_bare_state_dict_with_compile_prefix(tmp_path):

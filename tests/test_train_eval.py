@@ -8,6 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import eval as evaluate
 import train
 from options import prepare_train_args
+from utils.errors import ConfigError
 from utils.torch_utils import get_state_dict
 
 
@@ -39,6 +40,7 @@ def test_run_folder_contents(trained_run):
     assert ckpt['epoch'] == 2 and ckpt['args']['model_type'] == 'base'
     assert not any(k.startswith(('module.', '_orig_mod.')) for k in ckpt['model'])
     best = torch.load(trained_run / 'best.pth', weights_only=True)
+    assert 'optimizer' not in best  # only last.pth, for resuming, carries it
     assert best['metrics']['val/mIoU'] == best['best_metric'] == max(
         torch.load(trained_run / f'epoch_{e}.pth', weights_only=True)['metrics']['val/mIoU'] for e in (1, 2))
 
@@ -99,3 +101,26 @@ def test_three_ways_to_start(trained_run, train_argv):
     state = partial.raw_model.state_dict()
     assert torch.equal(state['encoder.levels.0.0.0.weight'], saved['encoder.levels.0.0.0.weight'])
     assert state['head.weight'].shape[0] == 3
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--monitor', 'val/miou'], "--monitor 'val/miou' is not recorded; choose one of val/loss, val/pixel_acc"),
+    (['--train_list', 'missing.txt'], 'list file missing.txt does not exist'),
+    (['--model_type', 'better', '--load_model_path', '{best}'], 'does not fit the model'),
+    (['--data_type', 'mem_list', '--num_classes', '2', '--class_names', 'a', 'b'], 'holds class'),
+])
+def test_a_run_that_cannot_start_leaves_nothing(trained_run, shapes, flags, message):
+    checkpoints = trained_run.parent
+    before = sorted(os.listdir(checkpoints))
+    argv = ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'),
+            '--checkpoints_dir', str(checkpoints), '--num_workers', '0']
+    with pytest.raises(ConfigError, match=message):
+        train.main(argv + [f.format(best=trained_run / 'best.pth') for f in flags])
+    assert sorted(os.listdir(checkpoints)) == before
+    assert (checkpoints / 'latest').read_text().strip() == 'base_e2e'
+
+
+def test_an_evaluation_that_cannot_start_leaves_nothing(trained_run):
+    with pytest.raises(ConfigError, match='does not fit the model'):
+        evaluate.main(['--load_model_path', str(trained_run / 'last.pth'), '--model_type', 'best'])
+    assert not (trained_run / 'last').exists()

@@ -1,35 +1,12 @@
-"""Recorder (weighted means over an epoch) and Logger (TensorBoard curves and images, the run's log file,
-checkpoints). Name values `train/<name>` and `val/<name>`: TensorBoard then groups them by phase."""
-import logging
+"""Recorder (weighted means over an epoch) and Logger (TensorBoard curves and images, checkpoints).
+Name values `train/<name>` and `val/<name>`: TensorBoard then groups them by phase."""
 import os
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
-from utils.checkpoint import copy_file, save_checkpoint
-
-log = logging.getLogger('torchbase')
-
-
-class TqdmHandler(logging.Handler):
-    """Prints log lines above the progress bars instead of through them."""
-
-    def emit(self, record):
-        tqdm.write(self.format(record))
-
-
-def setup_logging(log_file):
-    """Sends the 'torchbase' log to the console and to `log_file` (replacing earlier handlers)."""
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
-    file_handler = logging.FileHandler(log_file)
-    file_handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
-    log.addHandler(file_handler)
-    log.addHandler(TqdmHandler())
-    log.setLevel(logging.INFO)
-    log.propagate = False
+from utils.checkpoint import save_checkpoint
+from utils.run_dir import write_latest
 
 
 class Recorder:
@@ -54,13 +31,14 @@ class Recorder:
 
 
 class Logger:
-    """Everything a training run writes into args.model_dir."""
+    """The curves, pictures and checkpoints of a training run, written into args.model_dir.
+    (prepare_train_args has already sent the log to args.model_dir/train.log.)"""
 
     def __init__(self, args):
         self.args = args
-        setup_logging(os.path.join(args.model_dir, 'train.log'))
         self.writer = SummaryWriter(args.model_dir)
         self.recorder = Recorder()
+        self.saved_once = False
 
     def record_scalar(self, name, value, n=1):
         self.recorder.record(name, value, n)
@@ -80,14 +58,19 @@ class Logger:
             self.writer.add_image(name, img, epoch, dataformats='HWC')
 
     def save_check_point(self, state, epoch, is_best):
-        """Writes last.pth every epoch, epoch_<N>.pth every --save_freq epochs and at the end, and best.pth
-        when the monitored metric improved. Saved once, then copied: serialising is the slow part."""
-        last = os.path.join(self.args.model_dir, 'last.pth')
-        save_checkpoint(state, last)
+        """Writes last.pth (everything, for resuming) every epoch; epoch_<N>.pth every --save_freq epochs and
+        at the end, and best.pth when the monitored value improved, both without the optimizer state, which
+        only resuming needs and which is often larger than the model. The first save makes this run
+        `latest`, the run that `python eval.py` evaluates."""
+        save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
+        weights = {k: v for k, v in state.items() if k != 'optimizer'}
         if epoch % self.args.save_freq == 0 or epoch == self.args.epochs:
-            copy_file(last, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
+            save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
         if is_best:
-            copy_file(last, os.path.join(self.args.model_dir, 'best.pth'))
+            save_checkpoint(weights, os.path.join(self.args.model_dir, 'best.pth'))
+        if not self.saved_once:
+            write_latest(self.args.checkpoints_dir, self.args.model_dir)
+            self.saved_once = True
 
     def close(self):
         self.writer.close()

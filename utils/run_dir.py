@@ -1,10 +1,40 @@
-"""Run folders: each run gets a folder of its own (`name`, then `name_2`, `name_3`, ...), and
-`<checkpoints_dir>/latest` names the newest. A plain text file, not a symlink: TensorBoard would list the
-run twice."""
+"""Run and result folders: each gets a folder of its own (`name`, then `name_2`, `name_3`, ...) with a log
+file, and `<checkpoints_dir>/latest` names the newest run that has written a checkpoint. A plain text file,
+not a symlink: TensorBoard would list the run twice."""
+import logging
 import os
+import shutil
+
+from tqdm import tqdm
 
 from utils.checkpoint import write_text
 from utils.errors import ConfigError
+
+log = logging.getLogger('torchbase')
+
+
+class TqdmHandler(logging.Handler):
+    """Prints log lines above the progress bars instead of through them."""
+
+    def emit(self, record):
+        tqdm.write(self.format(record))
+
+
+def close_logging():
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+
+
+def setup_logging(log_file):
+    """Sends the 'torchbase' log to the console and to `log_file` (replacing earlier handlers)."""
+    close_logging()
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
+    log.addHandler(file_handler)
+    log.addHandler(TqdmHandler())
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def make_run_dir(base):
@@ -21,15 +51,29 @@ def make_run_dir(base):
             n += 1
 
 
+def remove_run_dir(path):
+    """Removes a folder that make_run_dir just made for a run that could not start (only its args, command
+    and log are in it), and its parent if that is left empty, so a mistake in the flags leaves nothing behind."""
+    close_logging()  # the log file is in the folder
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(os.path.abspath(path)))  # fails, as it should, unless empty
+    except OSError:
+        pass
+
+
 def write_latest(checkpoints_dir, run_dir):
-    write_text(os.path.join(checkpoints_dir, 'latest'), os.path.basename(run_dir) + '\n')
+    """Names `run_dir` in `<checkpoints_dir>/latest`: relative to checkpoints_dir when inside it, else absolute."""
+    rel = os.path.relpath(run_dir, checkpoints_dir)
+    write_text(os.path.join(checkpoints_dir, 'latest'), (os.path.abspath(run_dir) if rel.startswith('..') else rel)
+               + '\n')
 
 
 def read_latest(checkpoints_dir):
-    """The newest run folder, as named by `<checkpoints_dir>/latest`."""
+    """The newest run folder with a checkpoint, as named by `<checkpoints_dir>/latest`."""
     latest = os.path.join(checkpoints_dir, 'latest')
     if not os.path.isfile(latest):
         raise ConfigError(f'no run found: {latest} does not exist; train first (python train.py) or pass '
                           'the checkpoint to evaluate with --load_model_path')
     with open(latest) as f:
-        return os.path.join(checkpoints_dir, f.read().strip())
+        return os.path.join(checkpoints_dir, f.read().strip())  # an absolute path stays absolute

@@ -25,13 +25,10 @@ def get_state_dict(path):
     return clean
 
 
-def load_match_dict(model, model_path):
-    """Loads every tensor of `model_path` whose name and shape match `model`; the rest keep their values.
-    Returns (and logs) the report: loaded, missing (in the model only), unexpected (in the file only),
-    and mismatched (same name, other shape) keys."""
-    own = model.state_dict()
-    state = get_state_dict(model_path)
-    report = {'loaded': [], 'missing': [], 'unexpected': [], 'mismatched': []}
+def compare_state_dicts(own, state):
+    """Which keys of `state` fit the model state dict `own`: loaded, missing (in the model only), unexpected
+    (in the file only), and mismatched (same name, other shape)."""
+    report = {'loaded': [], 'missing': [k for k in own if k not in state], 'unexpected': [], 'mismatched': []}
     for k, v in state.items():
         if k not in own:
             report['unexpected'].append(k)
@@ -39,7 +36,14 @@ def load_match_dict(model, model_path):
             report['mismatched'].append(f'{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}')
         else:
             report['loaded'].append(k)
-    report['missing'] = [k for k in own if k not in state]
+    return report
+
+
+def load_match_dict(model, model_path):
+    """Loads every tensor of `model_path` whose name and shape match `model`; the rest keep their values.
+    Returns (and logs) the report of compare_state_dicts."""
+    state = get_state_dict(model_path)
+    report = compare_state_dicts(model.state_dict(), state)
     model.load_state_dict({k: state[k] for k in report['loaded']}, strict=False)
     log.info(f'load_match_dict {model_path}: ' + ', '.join(f'{len(v)} {k}' for k, v in report.items()))
     for kind in ('missing', 'unexpected', 'mismatched'):
@@ -53,12 +57,14 @@ def load_model_weights(model, path, strict=True):
     not strict (load_match_dict)."""
     if not strict:
         return load_match_dict(model, path)
-    try:
-        model.load_state_dict(get_state_dict(path))
-    except RuntimeError as e:
-        detail = '\n'.join(str(e).splitlines()[:4])
-        raise ConfigError(f'{path} does not fit this model:\n{detail}\npass --load_not_strict to load only the '
-                          'tensors whose names and shapes match') from None
+    state = get_state_dict(path)
+    report = compare_state_dicts(model.state_dict(), state)
+    if report['missing'] or report['unexpected'] or report['mismatched']:
+        detail = ''.join(f'\n  {len(report[kind])} {kind}, e.g. {", ".join(report[kind][:3])}'
+                         for kind in ('missing', 'unexpected', 'mismatched') if report[kind])
+        raise ConfigError(f"{path} does not fit the model ({type(model).__name__}):{detail}\n"
+                          'pass --load_not_strict to load only the tensors whose names and shapes match')
+    model.load_state_dict(state)
 
 
 def set_seed(seed):
