@@ -153,8 +153,9 @@ def prepare_train_args(argv=None):
 
 def prepare_test_args(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = parse_test_args(make_parser(f'Evaluate a checkpoint. Not given, {", ".join(MODEL_ARGS + DATA_ARGS)} '
-                                         'take the values the checkpoint was trained with.'))
+    parser = parse_test_args(make_parser(f'Evaluate a checkpoint. The flags with default None here '
+                                         f'({", ".join(MODEL_ARGS + DATA_ARGS)}) take the values the '
+                                         'checkpoint was trained with.'))
     args = parser.parse_args(argv)
     if not args.load_model_path:
         args.load_model_path = os.path.join(read_latest(args.checkpoints_dir), 'best.pth')

@@ -2,11 +2,13 @@
 import filecmp
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from data.data_entry import get_dataset_by_type, select_eval_loader, select_train_loader, type2data
+from data.augment import to_tensor
+from data.data_entry import get_dataset_by_type, make_loader, select_eval_loader, select_train_loader, type2data
 from data.make_shapes import CLASS_NAMES, make_shapes
 from tests.conftest import make_args
 from utils.errors import ConfigError
@@ -48,11 +50,20 @@ def test_demo_items(shapes):
     assert 0 <= label.min() and label.max() < len(CLASS_NAMES)
 
 
+def test_augmentation_depends_on_the_seed(shapes):
+    def epoch_1(seed):
+        ds = get_dataset_by_type(args_for(shapes, seed=seed), True)
+        ds.set_epoch(1)
+        return torch.stack([ds[i][0] for i in range(len(ds))])
+
+    assert not torch.equal(epoch_1(0), epoch_1(1))
+
+
 def test_eval_samples_are_not_augmented(shapes):
     ds = get_dataset_by_type(args_for(shapes), False)
-    first = ds[0][0]
     ds.set_epoch(5)
-    assert torch.equal(ds[0][0], first)
+    for i in range(len(ds)):
+        assert all(torch.equal(a, b) for a, b in zip(ds[i], to_tensor(*ds.load(i)), strict=True))
 
 
 def test_mem_list_matches_list(shapes):
@@ -81,16 +92,34 @@ def test_malformed_line_names_file_and_line(tmp_path):
         get_dataset_by_type(make_args(val_list=str(lst)), False)
 
 
-def test_label_outside_the_classes_names_file_and_line(shapes):
-    ds = get_dataset_by_type(args_for(shapes, num_classes=2, class_names=['a', 'b']), False)
-    with pytest.raises(ConfigError, match=r'val.txt:\d+: label .* holds class [23], expected 0..1 \(--num_classes\)'):
-        for i in range(len(ds)):
-            ds[i]
+@pytest.mark.parametrize('value, ok', [(1, True), (255, True), (2, False)])
+def test_label_outside_the_classes_names_file_and_line(tmp_path, value, ok):
+    label = np.zeros((4, 4), np.uint8)
+    label[0, 0] = value
+    cv2.imwrite(str(tmp_path / 'img.png'), np.zeros((4, 4, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'label.png'), label)
+    (tmp_path / 'l.txt').write_text('# one sample\nimg.png label.png\n')
+    ds = get_dataset_by_type(make_args(val_list=str(tmp_path / 'l.txt'), num_classes=2, class_names=['a', 'b']),
+                             False)
+    if ok:
+        assert ds[0][1][0, 0] == value
+    else:
+        with pytest.raises(ConfigError, match=r'l.txt:2: label .* holds class 2, expected 0..1 \(--num_classes\) '
+                                              r'or 255 \(--ignore_index\)'):
+            ds[0]
 
 
 def test_missing_list_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match='does not exist'):
         get_dataset_by_type(make_args(val_list=str(tmp_path / 'nope.txt')), False)
+
+
+def test_shuffle_order_follows_the_seed():
+    def order(seed):
+        return next(iter(make_loader(list(range(12)), make_args(batch_size=12, seed=seed), shuffle=True))).tolist()
+
+    assert order(0) == order(0) != order(1)
+    assert sorted(order(0)) == list(range(12)) != order(0)
 
 
 def test_loaders_batch_and_shuffle_by_seed(shapes):

@@ -49,6 +49,10 @@ def test_latest_names_runs_inside_and_outside_checkpoints_dir(tmp_path, inside):
 @pytest.mark.parametrize('flags, message', [
     (['--batch_size', '0'], '--batch_size must be positive'),
     (['--lr', '-1'], '--lr must be positive'),
+    (['--epochs', '0'], '--epochs must be positive'),
+    (['--save_freq', '0'], '--save_freq must be positive'),
+    (['--print_freq', '0'], '--print_freq must be positive'),
+    (['--num_workers', '-1'], '--num_workers must be 0 or more'),
     (['--num_classes', '3'], '--class_names has 4 names for --num_classes 3'),
     (['--save_prefix', '../up'], '--save_prefix'),
     (['--gpus', '7'], 'GPU 7 is not there'),
@@ -92,6 +96,13 @@ def test_test_args_come_from_checkpoint_unless_given(tmp_path, shapes):
     again = prepare_test_args(argv + ['--model_type', 'base', '--ignore_index', '255'])
     assert (again.model_type, again.ignore_index) == ('base', 255)
     assert again.result_dir == str(run / 'best' / 'shapes_val_try_2')
+
+
+def test_bad_eval_flags_fail_before_any_folder(tmp_path, shapes):
+    torch.save(select_model(make_args()).state_dict(), tmp_path / 'w.pth')
+    with pytest.raises(ConfigError, match='--viz_freq must be positive'):
+        prepare_test_args(['--load_model_path', str(tmp_path / 'w.pth'), '--viz_freq', '0'])
+    assert os.listdir(tmp_path) == ['w.pth']
 
 
 def test_bare_state_dict_takes_the_flag_defaults(tmp_path, shapes):

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from tests.conftest import make_args
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from utils.errors import ConfigError
 from utils.torch_utils import get_device, load_match_dict, load_model_weights
 from utils.viz import colorize, make_panel
@@ -46,9 +46,9 @@ def test_strict_load_of_other_model_is_a_short_error_pointing_to_load_not_strict
     assert '394 missing, e.g. ' in str(e.value) and len(str(e.value)) < 600  # not 400 keys, but a count
 
 
-def test_strict_load_accepts_bare_state_dict_with_compile_prefix(tmp_path):
+def test_strict_load_accepts_bare_state_dict_with_stacked_prefixes(tmp_path):
     src = small()
-    torch.save({f'_orig_mod.{k}': v for k, v in src.state_dict().items()}, tmp_path / 'bare.pth')
+    torch.save({f'module._orig_mod.{k}': v for k, v in src.state_dict().items()}, tmp_path / 'bare.pth')
     dst = small()
     load_model_weights(dst, str(tmp_path / 'bare.pth'))
     assert torch.equal(dst[2].weight, src[2].weight)
@@ -99,3 +99,16 @@ def test_colorize_and_panel():
     assert rgb[0, 1].tolist() != rgb[1, 1].tolist()
     img = np.zeros((2, 2, 3), np.uint8)
     assert make_panel(img, label, label).shape == (2, 3 * 2 + 8, 3)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / 'result.txt'
+    path.write_bytes(b'old')
+
+    def crash_halfway(f):
+        f.write(b'half')
+        raise RuntimeError('killed')
+
+    with pytest.raises(RuntimeError):
+        atomic_write(str(path), crash_halfway)
+    assert path.read_bytes() == b'old' and os.listdir(tmp_path) == ['result.txt']

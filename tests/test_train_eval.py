@@ -1,13 +1,18 @@
 """End to end on a tiny generated dataset: train two epochs, then evaluate; check every file a user relies on."""
+import argparse
 import os
 
 import pytest
 import torch
+import torch.nn as nn
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import eval as evaluate
 import train
+from data.data_entry import get_dataset_by_type
+from model.model_entry import select_model
 from options import prepare_train_args
+from tests.conftest import make_args
 from utils.errors import ConfigError
 from utils.torch_utils import get_state_dict
 
@@ -48,15 +53,24 @@ def test_run_folder_contents(trained_run):
 def test_tensorboard_scalars_and_images(trained_run):
     acc = EventAccumulator(str(trained_run), size_guidance={'images': 0})
     acc.Reload()
-    tags = acc.Tags()
     for tag in ('train/loss', 'val/loss', 'val/mIoU', 'val/pixel_acc', 'train/mIoU', 'train/lr',
                 'val/IoU_circle'):
         assert [e.step for e in acc.Scalars(tag)] == [1, 2], tag
     ckpt = torch.load(trained_run / 'epoch_2.pth', weights_only=True)
     assert acc.Scalars('val/mIoU')[-1].value == pytest.approx(ckpt['metrics']['val/mIoU'])
     assert acc.Scalars('train/lr')[0].value == pytest.approx(3e-3)
-    assert {'train/viz', 'val/viz'} <= set(tags['images'])
-    assert len(acc.Images('val/viz')) == 2
+    assert [e.step for e in acc.Images('train/viz')] == [e.step for e in acc.Images('val/viz')] == [1, 2]
+
+
+def test_val_loss_is_the_mean_over_samples(trained_run, shapes):
+    ckpt = torch.load(trained_run / 'epoch_2.pth', weights_only=True)
+    args = make_args(val_list=str(shapes / 'val.txt'))
+    model = select_model(args).eval()
+    model.load_state_dict(ckpt['model'])
+    data = [get_dataset_by_type(args, False)[i] for i in range(6)]
+    with torch.no_grad():  # all six samples in one batch, where validation used batches of 4 and 2
+        loss = nn.functional.cross_entropy(model(torch.stack([d[0] for d in data])), torch.stack([d[1] for d in data]))
+    assert ckpt['metrics']['val/loss'] == pytest.approx(loss.item(), rel=1e-4)
 
 
 def test_eval_writes_results_and_viz_independent_of_batch_size(trained_run, shapes):
@@ -91,6 +105,8 @@ def test_three_ways_to_start(trained_run, train_argv):
 
     fresh = train.Trainer(prepare_train_args(train_argv))
     assert not torch.equal(fresh.raw_model.head.weight, saved['head.weight'])
+    assert fresh.optimizer.param_groups[0]['betas'] == (0.9, 0.999)  # (--momentum, --beta)
+    assert not os.path.exists(os.path.join(fresh.args.checkpoints_dir, 'latest'))  # no checkpoint yet
 
     strict = train.Trainer(prepare_train_args(train_argv + ['--load_model_path', ckpt]))
     assert all(torch.equal(v, saved[k]) for k, v in strict.raw_model.state_dict().items())
@@ -124,3 +140,19 @@ def test_an_evaluation_that_cannot_start_leaves_nothing(trained_run):
     with pytest.raises(ConfigError, match='does not fit the model'):
         evaluate.main(['--load_model_path', str(trained_run / 'last.pth'), '--model_type', 'best'])
     assert not (trained_run / 'last').exists()
+
+
+def test_update_best_by_mode():
+    for mode, values in (('max', [0.5, 0.5, 0.4, 0.6]), ('min', [0.5, 0.5, 0.6, 0.4])):
+        trainer = argparse.Namespace(best_metric=None, args=argparse.Namespace(monitor_mode=mode))
+        assert [train.Trainer.update_best(trainer, v) for v in values] == [True, False, False, True]
+        assert trainer.best_metric == values[-1]
+
+
+def test_checkpoints_of_a_wrapped_model_have_no_prefix(train_argv, tmp_path, monkeypatch):
+    # DataParallel runs on the CPU too: wrap as --gpus 0 1 would, and check what the checkpoint holds.
+    monkeypatch.setattr(train, 'equip_multi_gpu', lambda model, args: nn.DataParallel(model))
+    train.main(train_argv + ['--epochs', '1', '--save_prefix', 'dp'])
+    for name in ('last.pth', 'best.pth'):
+        state = torch.load(tmp_path / 'checkpoints' / 'base_dp' / name, weights_only=True)['model']
+        assert not any(k.startswith('module.') for k in state) and 'head.weight' in state
