@@ -117,6 +117,13 @@ def save_command(save_dir, script, argv):
     write_text(os.path.join(save_dir, 'command.txt'), line.rstrip() + '\n')
 
 
+def start_folder(args, folder, script, argv):
+    """Saves args.json and command.txt into a new run or result folder and starts its log (train.log, eval.log)."""
+    save_args(args, folder)
+    save_command(folder, script, argv)
+    setup_logging(os.path.join(folder, script.replace('.py', '.log')))
+
+
 def get_train_model_dir(args):
     """Creates the run folder <checkpoints_dir>/<model_type>_<save_prefix> (numbered if taken) and returns it."""
     return make_run_dir(args.model_dir or os.path.join(args.checkpoints_dir, f'{args.model_type}_{args.save_prefix}'))
@@ -144,9 +151,7 @@ def prepare_train_args(argv=None):
     args = parse_train_args(make_parser('Train a model.')).parse_args(argv)
     check_args(args)
     args.model_dir = get_train_model_dir(args)
-    save_args(args, args.model_dir)
-    save_command(args.model_dir, 'train.py', argv)
-    setup_logging(os.path.join(args.model_dir, 'train.log'))
+    start_folder(args, args.model_dir, 'train.py', argv)
     log.info(f'Run folder: {args.model_dir}')
     return args
 
@@ -168,8 +173,6 @@ def prepare_test_args(argv=None):
             setattr(args, name, saved.get(name, defaults.get_default(name)))
     check_args(args)
     args.result_dir = get_test_result_dir(args)
-    save_args(args, args.result_dir)
-    save_command(args.result_dir, 'eval.py', argv)
-    setup_logging(os.path.join(args.result_dir, 'eval.log'))
+    start_folder(args, args.result_dir, 'eval.py', argv)
     log.info(f'Result folder: {args.result_dir}')
     return args
