@@ -93,7 +93,10 @@ def ensure_demo_data(list_path):
     in_demo = os.path.dirname(os.path.abspath(list_path)) == os.path.abspath(DEMO_DIR)
     if in_demo and not os.path.exists(DEMO_DIR):
         print(f'Making the demo dataset in {DEMO_DIR}/ (once)')
-        make_shapes(DEMO_DIR)
+        try:
+            make_shapes(DEMO_DIR)
+        except FileExistsError:  # another process made it since the check above
+            pass
 
 
 if __name__ == '__main__':
