@@ -12,8 +12,9 @@ from data.data_entry import select_eval_loader
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
 from options import prepare_test_args
-from utils.checkpoint import write_text
+from utils.checkpoint import load_checkpoint, write_text
 from utils.errors import ConfigError, run_cli
+from utils.provenance import file_sha256, source_check
 from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, load_model_weights
 from utils.viz import make_panel, save_image
@@ -30,6 +31,8 @@ class Evaluator:
         self.model = equip_multi_gpu(model.to(self.device), args).eval()
         self.val_loader = select_eval_loader(args)
         self.metrics = SegMetrics(args.class_names, args.ignore_index)
+        # Has the code that defines this model or its data changed since training? Said in the log and result.txt.
+        self.provenance = source_check(load_checkpoint(args.load_model_path, mmap=True), args, args.load_model_path)
         if args.save_viz:
             os.makedirs(os.path.join(args.result_dir, 'viz'), exist_ok=True)
 
@@ -42,8 +45,10 @@ class Evaluator:
                 self.viz_per_batch(img, pred, gt, i)
         scores = self.metrics.compute()
         lines = [f'{name}: {value:.4f}' for name, value in scores.items()]
-        lines += [f'checkpoint: {self.args.load_model_path}', f'eval_list: {self.args.val_list}',
-                  f'num_samples: {len(self.val_loader.dataset)}']
+        lines += [f'checkpoint: {self.args.load_model_path}',
+                  f'checkpoint_sha256: {file_sha256(self.args.load_model_path)}',
+                  f'eval_list: {self.args.val_list}', f'num_samples: {len(self.val_loader.dataset)}']
+        lines += [f'{name}: {value}' for name, value in self.provenance.items()]
         write_text(os.path.join(self.args.result_dir, 'result.txt'), '\n'.join(lines) + '\n')
         log.info('\n'.join(lines))
         log.info(f'Results: {os.path.join(self.args.result_dir, "result.txt")}')

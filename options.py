@@ -9,14 +9,20 @@ import os
 import shlex
 import sys
 
-from data.data_entry import type2data
-from data.make_shapes import CLASS_NAMES, DEMO_DIR
+import torch
+from tqdm import tqdm
+
+from data.data_entry import get_dataset_by_type, type2data
+from data.list_dataset import ListDataset, read_list
+from data.make_shapes import CLASS_NAMES, DEMO_DIR, ensure_demo_data
 from loss import type2loss
-from model.model_entry import type2model
+from model.model_entry import select_model, type2model
 from utils.checkpoint import load_checkpoint, write_text
 from utils.errors import ConfigError
+from utils.provenance import write_run_info
+from utils.resume import resume_args
 from utils.run_dir import make_run_dir, read_latest, setup_logging
-from utils.torch_utils import check_gpus
+from utils.torch_utils import check_fit, check_gpus, get_state_dict
 
 # The flags that define the model. eval.py takes them from the checkpoint unless its command line gives them.
 # EDIT ME: add every flag your model's __init__ reads.
@@ -45,12 +51,16 @@ def parse_common_args(parser):
                        help='load only the tensors whose names and shapes match (utils/torch_utils.load_match_dict)')
     group.add_argument('--checkpoints_dir', default='checkpoints', help='where run folders are made')
     group.add_argument('--seed', type=int, default=0, help='seeds python, numpy, torch and the data order')
+    group.add_argument('--check_data', action='store_true',
+                       help='read every sample of the lists before starting, and report all bad ones at once')
     group = parser.add_argument_group('hardware')
     group.add_argument('--gpus', nargs='+', type=int,
                        help='GPU ids; several: DataParallel over them. Not given: one GPU if there is one, else CPU')
     group.add_argument('--num_workers', type=int, default=0,
                        help='data loading processes; 0 loads in the main one, which measured fastest for the demo '
                             'on 2 cores. Raise it with more cores or images that are slow to decode')
+    group.add_argument('--deterministic', action='store_true',
+                       help='deterministic algorithms only (slower on GPU); an op without one is logged, not fatal')
     return parser
 
 
@@ -69,6 +79,10 @@ def parse_train_args(parser):
     group.add_argument('--monitor', default='val/mIoU', help='the validation value that decides best.pth')
     group.add_argument('--monitor_mode', default='max', choices=['max', 'min'], help='max for scores, min for errors')
     group.add_argument('--save_freq', type=int, default=1, help='write epoch_<N>.pth every this many epochs')
+    group.add_argument('--keep_last', type=int, default=0,
+                       help='keep only the newest N epoch_<N>.pth (0: all); best.pth and last.pth are always kept')
+    group.add_argument('--resume', default='',
+                       help='a run folder: continue it from its last.pth with its own flags (see utils/resume.py)')
     group.add_argument('--print_freq', type=int, default=10, help='refresh the shown loss every this many steps')
     group.add_argument('--model_dir', default='', help='leave empty: prepare_train_args fills it in')
     return parser
@@ -94,8 +108,9 @@ def check_args(args):
     for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq'):
         if getattr(args, name, 1) <= 0:
             problems.append(f'--{name} must be positive, got {getattr(args, name)}')
-    if args.num_workers < 0:
-        problems.append(f'--num_workers must be 0 or more, got {args.num_workers}')
+    for name in ('num_workers', 'seed', 'keep_last'):
+        if getattr(args, name, 0) < 0:
+            problems.append(f'--{name} must be 0 or more, got {getattr(args, name)}')
     if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
         problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
     if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
@@ -111,17 +126,57 @@ def save_args(args, save_dir):
     write_text(os.path.join(save_dir, 'args.json'), json.dumps(vars(args), indent=2, sort_keys=True) + '\n')
 
 
-def save_command(save_dir, script, argv):
-    """Writes command.txt: the command line, with the folder and interpreter it ran in."""
-    line = f'cd {shlex.quote(os.getcwd())} && {shlex.quote(sys.executable)} {script} {shlex.join(argv)}'
-    write_text(os.path.join(save_dir, 'command.txt'), line.rstrip() + '\n')
+def command_line(script, argv):
+    """The command line, with the folder and interpreter it runs in: pasted into a shell, it runs again."""
+    return f'cd {shlex.quote(os.getcwd())} && {shlex.quote(sys.executable)} {script} {shlex.join(argv)}'.rstrip()
+
+
+def save_command(save_dir, script, argv, append=False):
+    """Writes command.txt; a resumed run appends its command below the one that started it."""
+    path = os.path.join(save_dir, 'command.txt')
+    before = open(path).read() if append and os.path.isfile(path) else ''
+    write_text(path, before + command_line(script, argv) + '\n')
 
 
 def start_folder(args, folder, script, argv):
-    """Saves args.json and command.txt into a new run or result folder and starts its log (train.log, eval.log)."""
+    """Saves args.json, command.txt and run_info.json (commit, environment, source hashes) into a new run or
+    result folder and starts its log (train.log, eval.log)."""
     save_args(args, folder)
     save_command(folder, script, argv)
+    write_run_info(args, folder)
     setup_logging(os.path.join(folder, script.replace('.py', '.log')))
+
+
+def check_samples(dataset):
+    """--check_data: reads every sample and reports all that cannot be used, not only the first."""
+    bad = []
+    for i in tqdm(range(len(dataset)), desc='--check_data', leave=False, dynamic_ncols=True):
+        try:
+            dataset[i]
+        except ConfigError as e:
+            bad.append(str(e))
+    if bad:
+        more = f'\n  ... and {len(bad) - 20} more' if len(bad) > 20 else ''
+        raise ConfigError(f'--check_data: {len(bad)} of {len(dataset)} samples cannot be used:\n  '
+                          + '\n  '.join(bad[:20]) + more)
+
+
+def check_inputs(args, is_train):
+    """Checks what can be checked before a folder is made, so that a mistake there leaves nothing behind: the
+    list files and their lines, the checkpoint to load (readable, plain values only, fits the model), and with
+    --check_data every sample. EDIT ME: check here the inputs of a dataset that reads no list file."""
+    for list_path in ([args.train_list] if is_train else []) + [args.val_list]:
+        ensure_demo_data(list_path)
+        if issubclass(type2data[args.data_type], ListDataset):
+            read_list(list_path)
+    if args.load_model_path and not getattr(args, 'resume', ''):
+        state = get_state_dict(args.load_model_path, mmap=True)  # mmap: no copy of the weights in memory
+        if not args.load_not_strict:
+            with torch.device('meta'):  # a model without memory or computation: only names and shapes count
+                check_fit(select_model(args), state, args.load_model_path)
+    if args.check_data:
+        for train_set in ([True] if is_train else []) + [False]:
+            check_samples(get_dataset_by_type(args, train_set))
 
 
 def get_train_model_dir(args):
@@ -148,11 +203,21 @@ def make_parser(description):
 
 def prepare_train_args(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_train_args(make_parser('Train a model.')).parse_args(argv)
+    parser = parse_train_args(make_parser('Train a model.'))
+    args = parser.parse_args(argv)
+    if args.resume:  # the run's own args, with the flags that may change applied
+        args = resume_args(parser, argv, args.resume)
     check_args(args)
-    args.model_dir = get_train_model_dir(args)
-    start_folder(args, args.model_dir, 'train.py', argv)
-    log.info(f'Run folder: {args.model_dir}')
+    check_inputs(args, is_train=True)
+    if args.resume:
+        save_args(args, args.model_dir)  # --epochs may have grown
+        save_command(args.model_dir, 'train.py', argv, append=True)
+        setup_logging(os.path.join(args.model_dir, 'train.log'))
+        log.info(f'Resuming {args.model_dir}')
+    else:
+        args.model_dir = get_train_model_dir(args)
+        start_folder(args, args.model_dir, 'train.py', argv)
+        log.info(f'Run folder: {args.model_dir}')
     return args
 
 
@@ -165,13 +230,14 @@ def prepare_test_args(argv=None):
     if not args.load_model_path:
         args.load_model_path = os.path.join(read_latest(args.checkpoints_dir), 'best.pth')
         argv += ['--load_model_path', args.load_model_path]  # so that command.txt evaluates this one again
-    ckpt = load_checkpoint(args.load_model_path)
+    ckpt = load_checkpoint(args.load_model_path, mmap=True)
     saved = ckpt.get('args', {}) if isinstance(ckpt, dict) else {}  # a bare state dict has no args
     defaults = parse_common_args(argparse.ArgumentParser())
     for name in MODEL_ARGS + DATA_ARGS:
         if getattr(args, name) is None:
             setattr(args, name, saved.get(name, defaults.get_default(name)))
     check_args(args)
+    check_inputs(args, is_train=False)
     args.result_dir = get_test_result_dir(args)
     start_folder(args, args.result_dir, 'eval.py', argv)
     log.info(f'Result folder: {args.result_dir}')

@@ -1,7 +1,10 @@
 """Trains the model chosen by --model_type on --train_list and validates it on --val_list after each epoch.
 Run: python train.py [flags]   (python train.py -h lists them; with no flags it trains the demo task)
 A new task usually edits only step, compute_loss, compute_metrics and gen_imgs_to_write."""
+import json
 import logging
+import os
+import signal
 import time
 
 import torch
@@ -12,10 +15,14 @@ from data.data_entry import select_eval_loader, select_train_loader
 from loss import select_loss
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
-from options import prepare_train_args
-from utils.errors import ConfigError, run_cli
+from options import command_line, prepare_train_args
+from utils.checkpoint import load_checkpoint, write_text
+from utils.errors import ConfigError, run_cli, user_message
 from utils.logger import Logger
+from utils.provenance import provenance
+from utils.resume import StopSignals, rng_state, set_rng_state
 from utils.run_dir import remove_run_dir
+from utils.run_status import RunStatus
 from utils.torch_utils import get_device, load_model_weights, set_seed
 from utils.viz import make_panel
 
@@ -25,22 +32,34 @@ log = logging.getLogger('torchbase')
 class Trainer:
     def __init__(self, args):
         self.args = args
-        set_seed(args.seed)
+        set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
         self.train_loader = select_train_loader(args)
         self.val_loader = select_eval_loader(args)
+        self.steps_per_epoch = len(self.train_loader)
         # The three ways to start: fresh (as built), strict load, or partial load (load_match_dict).
         self.raw_model = select_model(args)  # unwrapped: what checkpoints hold, with no `module.` prefix
-        if args.load_model_path:
-            load_model_weights(self.raw_model, args.load_model_path, strict=not args.load_not_strict)
+        if args.load_model_path and not args.resume:
+            report = load_model_weights(self.raw_model, args.load_model_path, strict=not args.load_not_strict)
+            if report:  # load_match_dict's: which tensors were loaded, and which not
+                write_text(os.path.join(args.model_dir, 'load_match_dict.json'), json.dumps(report, indent=2))
         self.model = equip_multi_gpu(self.raw_model.to(self.device), args)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, betas=(args.momentum, args.beta),
                                           weight_decay=args.weight_decay)
         self.criterion = select_loss(args)
         self.metrics = {phase: SegMetrics(args.class_names, args.ignore_index) for phase in ('train', 'val')}
-        self.best_metric = None
+        self.best_metric, self.best_epoch = None, None
+        self.start_epoch, self.start_step = 1, 0  # where train() begins: later when resuming
+        self.bad_loss_step = torch.tensor(-1, device=self.device)  # first step with a non-finite loss, on the device
         self.check_monitor()
-        self.logger = Logger(args)  # last: once it exists, the run has started
+        self.provenance = provenance(args)  # commit and source hashes, carried by every checkpoint
+        ckpt = load_checkpoint(os.path.join(args.resume, 'last.pth')) if args.resume else None
+        # purge_step: curves that a killed predecessor wrote after its last.pth are dropped
+        self.logger = Logger(args, purge_step=ckpt['epoch'] + 1 if ckpt else None)
+        if ckpt:
+            self.load_resume_state(ckpt)
+        self.status = RunStatus(args)
+        self.stop = StopSignals()
 
     def check_monitor(self):
         known = ['val/loss'] + [f'val/{name}' for name in self.metrics['val'].compute()]
@@ -48,36 +67,56 @@ class Trainer:
             raise ConfigError(f'--monitor {self.args.monitor!r} is not recorded; choose one of {", ".join(known)}')
 
     def train(self):
-        for epoch in range(1, self.args.epochs + 1):
-            start = time.time()
-            self.train_per_epoch(epoch)
-            self.val_per_epoch(epoch)
-            self.logger.record_scalar('train/lr', self.optimizer.param_groups[0]['lr'])
-            scalars = self.logger.save_curves(epoch)
-            is_best = self.update_best(scalars[self.args.monitor])
-            self.logger.save_check_point(self.checkpoint_state(epoch, scalars), epoch, is_best)
-            shown = ' '.join(f'{k} {scalars[k]:.4f}' for k in ('train/loss', 'val/loss', 'val/mIoU') if k in scalars)
-            log.info(f'epoch {epoch}/{self.args.epochs} {shown} | best {self.args.monitor} {self.best_metric:.4f} '
-                     f'| {time.time() - start:.1f}s')
-        self.logger.close()
+        """Epochs start_epoch..--epochs. Stopped by SIGTERM or Ctrl-C, it saves a resumable last.pth and exits
+        with 128 + the signal number; on an error it marks the run failed (status.json) and re-raises."""
+        self.status.update()
+        try:
+            with self.stop:
+                for epoch in range(self.start_epoch, self.args.epochs + 1):
+                    done = self.train_per_epoch(epoch, self.start_step if epoch == self.start_epoch else 0)
+                    if done < self.steps_per_epoch:  # stopped mid-epoch; a stop in validation waits for its end
+                        self.logger.save_resume_point(self.checkpoint_state(epoch - 1, done, {}))
+                        self.exit_stopped(epoch, done)
+                    self.val_per_epoch(epoch)
+                    self.end_epoch(epoch)
+                    if self.stop.received and epoch < self.args.epochs:
+                        self.exit_stopped(epoch, self.steps_per_epoch)
+        except BaseException as e:
+            if self.status.fields['status'] == 'running':
+                self.status.update(status='failed', message=user_message(e) or type(e).__name__)
+            raise
+        finally:
+            self.logger.close()
+        self.status.update(status='finished')
         log.info(f'Done. Checkpoints and curves: {self.args.model_dir} '
                  f'(tensorboard --logdir {self.args.checkpoints_dir})')
 
-    def train_per_epoch(self, epoch):
+    def train_per_epoch(self, epoch, skip=0):
+        """Trains one epoch, or its batches after the first `skip` when resuming; returns the steps done."""
         self.model.train()
-        if hasattr(self.train_loader.dataset, 'set_epoch'):  # augmentation that depends on the epoch
-            self.train_loader.dataset.set_epoch(epoch)
-        bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True)
-        for i, data in enumerate(bar):
+        self.epoch_start = time.time()
+        self.train_loader.sampler.set_epoch(epoch, skip * self.args.batch_size)  # the order is (seed, epoch)'s
+        bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True,
+                   initial=skip, total=self.steps_per_epoch)
+        for i, data in enumerate(bar, start=skip):
             img, pred, label = self.step(data)
             loss = self.compute_loss(pred, label)
             self.optimize(loss)
             self.compute_metrics(pred, label, is_train=True)
             self.logger.record_scalar('train/loss', loss, n=img.shape[0])
+            # a flag on the device, read only at the checks below: no wait for the GPU at every step
+            self.bad_loss_step = torch.where((self.bad_loss_step < 0) & ~loss.isfinite(), i, self.bad_loss_step)
             if i % self.args.print_freq == 0:
                 bar.set_postfix(loss=f'{loss.item():.4f}')  # .item() waits for the device: only every print_freq
+                self.check_loss(epoch)
+                self.status.beat()
+            if self.stop.received and i + 1 < self.steps_per_epoch:  # before asking the loader for another batch
+                self.check_loss(epoch)
+                return i + 1
+        self.check_loss(epoch)
         self.logger.save_imgs(self.gen_imgs_to_write(img, pred, label, is_train=True), epoch)
         self.record_metrics('train')
+        return self.steps_per_epoch
 
     @torch.no_grad()
     def val_per_epoch(self, epoch):
@@ -129,18 +168,65 @@ class Trainer:
             self.best_metric = value
         return improved
 
-    def checkpoint_state(self, epoch, scalars):
-        """Only tensors and plain Python values, so the file loads with torch.load(weights_only=True)."""
-        return {'model': self.raw_model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'epoch': epoch,
-                'args': dict(vars(self.args)), 'metrics': scalars, 'best_metric': self.best_metric}
+    def end_epoch(self, epoch):
+        self.logger.record_scalar('train/lr', self.optimizer.param_groups[0]['lr'])
+        scalars = self.logger.save_curves(epoch)
+        is_best = self.update_best(scalars[self.args.monitor])
+        self.best_epoch = epoch if is_best else self.best_epoch
+        self.logger.save_check_point(self.checkpoint_state(epoch, 0, scalars), epoch, is_best)
+        self.status.update(epochs_done=epoch, best_metric=self.best_metric, best_epoch=self.best_epoch)
+        shown = ' '.join(f'{k} {scalars[k]:.4f}' for k in ('train/loss', 'val/loss', 'val/mIoU') if k in scalars)
+        log.info(f'epoch {epoch}/{self.args.epochs} {shown} | best {self.args.monitor} {self.best_metric:.4f} '
+                 f'(epoch {self.best_epoch}) | {time.time() - self.epoch_start:.1f}s')
+
+    def check_loss(self, epoch):
+        """Stops the run at a non-finite loss, before a checkpoint can save the weights it spoilt."""
+        step = int(self.bad_loss_step)
+        if step >= 0:
+            raise ConfigError(f'the loss is not finite at epoch {epoch}, step {step + 1}/{self.steps_per_epoch}; '
+                              f'the run stopped, its last good checkpoint is {self.args.model_dir}/last.pth if any. '
+                              'Lower --lr, or look for bad labels (--check_data)')
+
+    def exit_stopped(self, epoch, step):
+        """After a stop signal: says how to resume and exits with 128 + the signal number, as the shell does."""
+        command = command_line('train.py', ['--resume', self.args.model_dir])
+        self.status.update(status='stopped', message=f'resume: {command}')
+        log.info(f'Stopped by {signal.Signals(self.stop.received).name} at epoch {epoch}, step {step}/'
+                 f'{self.steps_per_epoch}; last.pth saved. Resume with:\n  {command}')
+        raise SystemExit(128 + self.stop.received)
+
+    def checkpoint_state(self, epoch, step, scalars):
+        """Everything to rebuild the model and to resume exactly: `epoch` epochs done, plus `step` steps of the
+        next (with the partial sums of its training metrics). Only tensors and plain Python values, so the
+        file loads with torch.load(weights_only=True)."""
+        state = {'model': self.raw_model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'epoch': epoch,
+                 'step': step, 'args': dict(vars(self.args)), 'metrics': scalars, 'best_metric': self.best_metric,
+                 'best_epoch': self.best_epoch, 'rng': rng_state(), **self.provenance}
+        if step:
+            state['partial'] = {'sums': self.logger.recorder.sums, 'counts': self.logger.recorder.counts,
+                                'confusion': self.metrics['train'].cm}
+        return state
+
+    def load_resume_state(self, ckpt):
+        self.raw_model.load_state_dict(ckpt['model'])
+        self.optimizer.load_state_dict(ckpt['optimizer'])
+        self.best_metric, self.best_epoch = ckpt['best_metric'], ckpt['best_epoch']
+        self.start_epoch, self.start_step = ckpt['epoch'] + 1, ckpt['step']
+        if ckpt['step']:
+            partial = ckpt['partial']
+            self.logger.recorder.sums, self.logger.recorder.counts = partial['sums'], partial['counts']
+            self.metrics['train'].cm = partial['confusion'].to(self.device)
+        set_rng_state(ckpt['rng'])  # last: nothing may draw a random number between here and the first step
+        log.info(f'Resumed at epoch {self.start_epoch}, step {self.start_step}/{self.steps_per_epoch}')
 
 
 def main(argv=None):
     args = prepare_train_args(argv)
     try:
         trainer = Trainer(args)
-    except ConfigError:  # a bad list, checkpoint or --monitor: nothing ran, so leave no run folder
-        remove_run_dir(args.model_dir)
+    except ConfigError:  # e.g. an unknown --monitor: nothing ran, so leave no run folder (but keep a resumed one)
+        if not args.resume:
+            remove_run_dir(args.model_dir)
         raise
     trainer.train()
 

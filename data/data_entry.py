@@ -6,7 +6,9 @@ from torch.utils.data import DataLoader
 from data.list_dataset import ListDataset
 from data.make_shapes import ensure_demo_data
 from data.mem_list_dataset import MemListDataset
+from data.sampler import EpochSampler
 from utils.errors import ConfigError
+from utils.resume import ignore_stop_signals
 
 type2data = {  # --data_type name -> Dataset class; only the chosen one is built. EDIT ME: add yours
     'list': ListDataset,
@@ -22,9 +24,11 @@ def get_dataset_by_type(args, is_train):
 
 
 def make_loader(dataset, args, shuffle):
-    return DataLoader(dataset, batch_size=args.batch_size, shuffle=shuffle, num_workers=args.num_workers,
+    # The order is EpochSampler's: a function of (--seed, epoch), set each epoch by the Trainer.
+    return DataLoader(dataset, batch_size=args.batch_size, sampler=EpochSampler(len(dataset), args.seed, shuffle),
+                      num_workers=args.num_workers, worker_init_fn=ignore_stop_signals,
                       pin_memory=torch.cuda.is_available(),  # page-locked buffers make .to(cuda) asynchronous
-                      generator=torch.Generator().manual_seed(args.seed))  # shuffle order follows --seed
+                      generator=torch.Generator().manual_seed(args.seed))  # worker seeds: leaves the global RNG alone
 
 
 def select_train_loader(args):

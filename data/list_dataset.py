@@ -40,12 +40,6 @@ class ListDataset(Dataset):
         self.num_classes = args.num_classes
         self.ignore_index = args.ignore_index
         self.seed = args.seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        """The training loop calls this each epoch: a sample's augmentation depends only on
-        (seed, epoch, index), never on which worker process loads it."""
-        self.epoch = epoch
 
     def __len__(self):
         return len(self.samples)
@@ -69,6 +63,8 @@ class ListDataset(Dataset):
 
     def __getitem__(self, index):
         img, label = self.load(index)
-        if self.is_train:
-            img, label = augment(img, label, np.random.default_rng([self.seed, self.epoch, index]))
+        if self.is_train:  # the training sampler's indices carry their epoch (data/sampler.py): the augmentation
+            # depends on (seed, epoch, index) only, not on which worker loads the sample or when
+            epoch = getattr(index, 'epoch', 0)
+            img, label = augment(img, label, np.random.default_rng([self.seed, epoch, int(index)]))
         return to_tensor(img, label)

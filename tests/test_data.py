@@ -10,6 +10,7 @@ import torch
 from data.augment import to_tensor
 from data.data_entry import get_dataset_by_type, make_loader, select_eval_loader, select_train_loader, type2data
 from data.make_shapes import CLASS_NAMES, make_shapes
+from data.sampler import EpochIndex
 from tests.conftest import make_args
 from utils.errors import ConfigError
 
@@ -28,17 +29,16 @@ def test_dataset_items(shapes, data_type):
         assert label.dtype == torch.int64 and label.shape == img.shape[1:]  # a class index per pixel
 
 
+def epoch_items(ds, epoch):
+    """Every sample of `ds` as the training sampler would index it in `epoch`."""
+    return torch.stack([ds[EpochIndex(i, epoch)][0] for i in range(len(ds))])
+
+
 @pytest.mark.parametrize('data_type', list(type2data))
 def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, data_type):
     ds = get_dataset_by_type(args_for(shapes, data_type=data_type), True)
-    if not hasattr(ds, 'set_epoch'):
-        pytest.skip(f'{data_type} does not augment by epoch')
-    epochs = []
-    for epoch in range(6):
-        ds.set_epoch(epoch)
-        epochs.append(torch.stack([ds[i][0] for i in range(len(ds))]))
-    ds.set_epoch(3)
-    assert torch.equal(torch.stack([ds[i][0] for i in range(len(ds))]), epochs[3])  # repeatable
+    epochs = [epoch_items(ds, epoch) for epoch in range(6)]
+    assert torch.equal(epoch_items(ds, 3), epochs[3])  # repeatable
     assert any(not torch.equal(epochs[0], e) for e in epochs[1:])  # but varies between epochs
 
 
@@ -52,18 +52,15 @@ def test_demo_items(shapes):
 
 def test_augmentation_depends_on_the_seed(shapes):
     def epoch_1(seed):
-        ds = get_dataset_by_type(args_for(shapes, seed=seed), True)
-        ds.set_epoch(1)
-        return torch.stack([ds[i][0] for i in range(len(ds))])
+        return epoch_items(get_dataset_by_type(args_for(shapes, seed=seed), True), 1)
 
     assert not torch.equal(epoch_1(0), epoch_1(1))
 
 
 def test_eval_samples_are_not_augmented(shapes):
     ds = get_dataset_by_type(args_for(shapes), False)
-    ds.set_epoch(5)
     for i in range(len(ds)):
-        assert all(torch.equal(a, b) for a, b in zip(ds[i], to_tensor(*ds.load(i)), strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(ds[EpochIndex(i, 5)], to_tensor(*ds.load(i)), strict=True))
 
 
 def test_mem_list_matches_list(shapes):

@@ -1,10 +1,11 @@
-"""Recorder: weighted means kept as sums and counts, with tensors left on their device until summary()."""
-import argparse
+"""Recorder: weighted means kept as sums and counts, with tensors left on their device until summary().
+Logger: which checkpoint files are written and kept."""
 import os
 
 import pytest
 import torch
 
+from tests.conftest import make_args
 from utils.logger import Logger, Recorder
 
 
@@ -33,15 +34,30 @@ def test_reset():
     assert r.summary() == {}
 
 
-def test_checkpoint_files_by_save_freq_and_last_epoch(tmp_path):
-    args = argparse.Namespace(model_dir=str(tmp_path / 'run'), checkpoints_dir=str(tmp_path), save_freq=2, epochs=3)
+def save_epochs(tmp_path, epochs, **flags):
+    """Runs a Logger's checkpoint saving for `epochs` epochs (epoch 1 the best) with the given --flags."""
+    args = make_args(model_dir=str(tmp_path / 'run'), checkpoints_dir=str(tmp_path), epochs=epochs, **flags)
     os.mkdir(args.model_dir)
     logger = Logger(args)
-    for epoch in (1, 2, 3):
-        logger.save_check_point({'model': {}, 'optimizer': {}, 'epoch': epoch}, epoch, is_best=epoch == 1)
+    for epoch in range(1, epochs + 1):
+        logger.save_check_point({'model': {}, 'optimizer': {}, 'rng': {}, 'epoch': epoch}, epoch, is_best=epoch == 1)
     logger.close()
-    files = set(os.listdir(args.model_dir))
+    return tmp_path / 'run'
+
+
+def test_checkpoint_files_by_save_freq_and_last_epoch(tmp_path):
+    run = save_epochs(tmp_path, 3, save_freq=2)
+    files = set(os.listdir(run))
     assert {'epoch_2.pth', 'epoch_3.pth', 'best.pth', 'last.pth'} <= files and 'epoch_1.pth' not in files
-    assert torch.load(tmp_path / 'run' / 'best.pth', weights_only=True)['epoch'] == 1
-    assert torch.load(tmp_path / 'run' / 'last.pth', weights_only=True)['epoch'] == 3
+    assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1
+    assert set(torch.load(run / 'best.pth', weights_only=True)) == {'model', 'epoch'}  # no resume-only entries
+    assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 3
     assert (tmp_path / 'latest').read_text() == 'run\n'
+
+
+@pytest.mark.parametrize('keep_last, kept', [(0, [1, 2, 3, 4, 5]), (2, [4, 5]), (1, [5])])
+def test_keep_last_caps_epoch_files_but_keeps_best_and_last(tmp_path, keep_last, kept):
+    run = save_epochs(tmp_path, 5, keep_last=keep_last)
+    assert sorted(int(f[6:-4]) for f in os.listdir(run) if f.startswith('epoch_')) == kept
+    assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1  # older than every kept epoch file
+    assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 5

@@ -1,6 +1,7 @@
 """Recorder (weighted means over an epoch) and Logger (TensorBoard curves and images, checkpoints).
 Name values `train/<name>` and `val/<name>`: TensorBoard then groups them by phase."""
 import os
+import re
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -33,10 +34,12 @@ class Recorder:
 class Logger:
     """The curves, pictures and checkpoints of a training run, written into args.model_dir.
     (prepare_train_args has already sent the log to args.model_dir/train.log.)"""
+    RESUME_ONLY = ('optimizer', 'rng', 'partial')  # what only last.pth, the file --resume reads, needs
 
-    def __init__(self, args):
+    def __init__(self, args, purge_step=None):
         self.args = args
-        self.writer = SummaryWriter(args.model_dir)
+        # purge_step: a resumed run first drops the curves that its killed predecessor wrote after last.pth
+        self.writer = SummaryWriter(args.model_dir, purge_step=purge_step)
         self.recorder = Recorder()
         self.saved_once = False
 
@@ -58,19 +61,33 @@ class Logger:
             self.writer.add_image(name, img, epoch, dataformats='HWC')
 
     def save_check_point(self, state, epoch, is_best):
-        """Writes last.pth (everything, for resuming) every epoch; epoch_<N>.pth every --save_freq epochs and
-        at the end, and best.pth when the monitored value improved, both without the optimizer state, which
-        only resuming needs and which is often larger than the model. The first save makes this run
-        `latest`, the run that `python eval.py` evaluates."""
-        save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
-        weights = {k: v for k, v in state.items() if k != 'optimizer'}
+        """Writes epoch_<N>.pth every --save_freq epochs and at the end, and best.pth when the monitored value
+        improved, both without what only resuming needs (the optimizer state is often larger than the model);
+        then last.pth with everything. last.pth goes last: once it names epoch N, every file of epoch N is
+        complete, whenever the run is killed. The first save makes this run `latest`, the one eval.py picks."""
+        weights = {k: v for k, v in state.items() if k not in self.RESUME_ONLY}
         if epoch % self.args.save_freq == 0 or epoch == self.args.epochs:
             save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
+            self.remove_old_epochs()
         if is_best:
             save_checkpoint(weights, os.path.join(self.args.model_dir, 'best.pth'))
+        self.save_resume_point(state)
+
+    def save_resume_point(self, state):
+        """Writes last.pth alone: at the end of an epoch, or in the middle of one when the run is stopped."""
+        save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
         if not self.saved_once:
             write_latest(self.args.checkpoints_dir, self.args.model_dir)
             self.saved_once = True
+
+    def remove_old_epochs(self):
+        """--keep_last N: deletes all but the newest N epoch_<N>.pth (best.pth and last.pth are other files)."""
+        if not self.args.keep_last:
+            return
+        names = (re.fullmatch(r'epoch_(\d+)\.pth', f) for f in os.listdir(self.args.model_dir))
+        epochs = sorted(int(m[1]) for m in names if m)
+        for epoch in epochs[:-self.args.keep_last]:
+            os.remove(os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
 
     def close(self):
         self.writer.close()

@@ -20,21 +20,29 @@ class TqdmHandler(logging.Handler):
         tqdm.write(self.format(record))
 
 
+WARNINGS = logging.getLogger('py.warnings')  # where logging.captureWarnings sends Python warnings
+
+
 def close_logging():
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
+    for logger in (log, WARNINGS):
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+            h.close()
 
 
 def setup_logging(log_file):
-    """Sends the 'torchbase' log to the console and to `log_file` (replacing earlier handlers)."""
+    """Sends the 'torchbase' log, and Python warnings (e.g. an op without a deterministic version under
+    --deterministic), to the console and to `log_file` (appended to; replacing earlier handlers)."""
     close_logging()
     file_handler = logging.FileHandler(log_file)
     file_handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
-    log.addHandler(file_handler)
-    log.addHandler(TqdmHandler())
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    console = TqdmHandler()
+    for logger in (log, WARNINGS):
+        logger.addHandler(file_handler)
+        logger.addHandler(console)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    logging.captureWarnings(True)
 
 
 def make_run_dir(base):

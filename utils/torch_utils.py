@@ -1,5 +1,6 @@
 """Model loading (strict, or partial with load_match_dict), seeding and device choice."""
 import logging
+import os
 import random
 
 import numpy as np
@@ -12,10 +13,10 @@ log = logging.getLogger('torchbase')
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')  # added by DataParallel / DDP and by torch.compile
 
 
-def get_state_dict(path):
+def get_state_dict(path, mmap=False):
     """The model weights in `path`: a TorchBase checkpoint's 'model' entry, or a bare state dict, with
     wrapper prefixes removed so that checkpoints of wrapped models load into a plain one."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, mmap=mmap)
     state = ckpt['model'] if isinstance(ckpt.get('model'), dict) else ckpt
     clean = {}
     for k, v in state.items():
@@ -52,25 +53,38 @@ def load_match_dict(model, model_path):
     return report
 
 
-def load_model_weights(model, path, strict=True):
-    """The article's two ways to start from saved weights: strict (every key and shape must match) or
-    not strict (load_match_dict)."""
-    if not strict:
-        return load_match_dict(model, path)
-    state = get_state_dict(path)
+def check_fit(model, state, path):
+    """Raises a ConfigError naming the first mismatched keys unless `state` fits `model` exactly (which may be
+    built on the meta device: only names and shapes are compared)."""
     report = compare_state_dicts(model.state_dict(), state)
     if report['missing'] or report['unexpected'] or report['mismatched']:
         detail = ''.join(f'\n  {len(report[kind])} {kind}, e.g. {", ".join(report[kind][:3])}'
                          for kind in ('missing', 'unexpected', 'mismatched') if report[kind])
         raise ConfigError(f"{path} does not fit the model ({type(model).__name__}):{detail}\n"
                           'pass --load_not_strict to load only the tensors whose names and shapes match')
+
+
+def load_model_weights(model, path, strict=True):
+    """The article's two ways to start from saved weights: strict (every key and shape must match) or
+    not strict (load_match_dict, whose report it returns)."""
+    if not strict:
+        return load_match_dict(model, path)
+    state = get_state_dict(path)
+    check_fit(model, state, path)
     model.load_state_dict(state)
 
 
-def set_seed(seed):
+def set_seed(seed, deterministic=False):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds every CUDA device too
+    if deterministic:
+        # cuBLAS needs this workspace setting before its first call to be deterministic.
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+        torch.backends.cudnn.benchmark = False
+        # warn_only: an op with no deterministic version warns instead of failing the run; the warning, which
+        # names the op, goes to the run's log (utils/run_dir.setup_logging)
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def check_gpus(gpus):

@@ -1,0 +1,32 @@
+"""Runs train.py in a test's subprocess, pausing at one step so that the test can signal a real training process
+at a known point. Usage: python -m tests.paused_train PROGRESS_FILE PAUSE_AT [train.py flags]
+Before each call of Trainer.step (training and validation, counted from 1 over the whole process) it writes the
+count to PROGRESS_FILE; at call PAUSE_AT it writes `paused` and waits until a stop signal is received."""
+import sys
+import time
+
+import train
+from utils.errors import run_cli
+
+
+def main():
+    progress, pause_at, *argv = sys.argv[1:]
+    step = train.Trainer.step
+    calls = 0
+
+    def paused_step(self, data):
+        nonlocal calls
+        calls += 1
+        with open(progress, 'w') as f:
+            f.write(f'{calls} paused' if calls == int(pause_at) else str(calls))
+        deadline = time.time() + 60
+        while calls == int(pause_at) and self.stop.received is None and time.time() < deadline:
+            time.sleep(0.01)  # a SIGKILL ends it here; a SIGTERM or SIGINT lets the step finish
+        return step(self, data)
+
+    train.Trainer.step = paused_step
+    run_cli(lambda: train.main(argv))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,138 @@
+"""What a run was made from: the git commit (and uncommitted changes), the environment, and a hash of each
+source file that defines its model and data pipeline, so eval.py can say when that code has changed since."""
+import hashlib
+import importlib.metadata
+import inspect
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+
+import torch
+
+from data.data_entry import type2data
+from model.model_entry import type2model
+from utils.checkpoint import write_text
+
+log = logging.getLogger('torchbase')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: train.py's folder
+
+
+def git(*argv):
+    """Output of `git <argv>` run in the project, or None when git or the checkout is missing.
+    A list of arguments, never a shell string: nothing the user typed is ever run by a shell."""
+    try:
+        out = subprocess.run(['git', '-C', ROOT, *argv], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_info():
+    """{'commit', 'dirty', 'untracked', 'diff'}; without a checkout, {'commit': None, 'note': why}."""
+    commit = git('rev-parse', 'HEAD')
+    if commit is None:
+        return {'commit': None, 'note': f'{ROOT} is not a git checkout (or git is not installed): no commit recorded'}
+    diff = git('diff', 'HEAD', '--binary') or ''  # staged and unstaged changes to tracked files
+    untracked = (git('ls-files', '--others', '--exclude-standard') or '').split()
+    return {'commit': commit.strip(), 'dirty': bool(diff or untracked), 'untracked': untracked, 'diff': diff}
+
+
+def package_versions():
+    """Versions of the packages named in requirements.txt, and of numpy, which torch uses."""
+    names = ['numpy']
+    req = os.path.join(ROOT, 'requirements.txt')
+    if os.path.isfile(req):
+        with open(req) as f:
+            lines = [line.split('#')[0].strip() for line in f]
+        names += [line.split(';')[0].split('[')[0].split('=')[0].split('<')[0].split('>')[0].strip()
+                  for line in lines if line]
+    versions = {}
+    for name in sorted(set(names)):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def env_info():
+    cuda = torch.cuda.is_available()
+    return {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
+            'cuda': torch.version.cuda, 'cudnn': torch.backends.cudnn.version() if cuda else None,
+            'gpus': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+            'packages': package_versions()}
+
+
+def file_sha256(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_files(args):
+    """The project files (relative paths) that define the model and the data pipeline of `args`: every .py of
+    the model's package, model/submodules.py, the dataset's file (and those of its project base classes),
+    data/augment.py. EDIT ME: add files your model or dataset reads (e.g. a config it loads)."""
+    package = os.path.dirname(inspect.getfile(type2model[args.model_type]))
+    files = [os.path.join(package, f) for f in sorted(os.listdir(package)) if f.endswith('.py')]
+    files.append(os.path.join(ROOT, 'model', 'submodules.py'))
+    files += [inspect.getfile(c) for c in type2data[args.data_type].__mro__ if c.__module__.startswith('data.')]
+    files.append(os.path.join(ROOT, 'data', 'augment.py'))
+    return sorted({os.path.relpath(os.path.abspath(f), ROOT) for f in files})
+
+
+def source_hashes(args):
+    """{relative path: sha256} of source_files(args)."""
+    return {f: file_sha256(os.path.join(ROOT, f)) for f in source_files(args)}
+
+
+def changed_sources(saved, args):
+    """The files whose content differs between a checkpoint's source hashes and the code now (edited, deleted
+    or new)."""
+    now = source_hashes(args)
+    changed = [f for f, h in saved.items() if not os.path.isfile(os.path.join(ROOT, f)) or
+               (now[f] if f in now else file_sha256(os.path.join(ROOT, f))) != h]
+    return sorted(changed + [f for f in now if f not in saved])
+
+
+def provenance(args):
+    """What every checkpoint of the run carries: {'git': {commit, dirty}, 'source_hashes': {file: sha256}}."""
+    info = git_info()
+    return {'git': {'commit': info['commit'], 'dirty': info.get('dirty', False)}, 'source_hashes': source_hashes(args)}
+
+
+def write_run_info(args, folder):
+    """Writes run_info.json (commit, uncommitted state, environment, seed, source hashes) into `folder`, and
+    uncommitted.patch when tracked files have changes (`git apply` it on the commit to get the code back)."""
+    info = git_info()
+    diff = info.pop('diff', '')
+    if diff:
+        write_text(os.path.join(folder, 'uncommitted.patch'), diff)
+    run_info = {'git': info, 'env': env_info(), 'seed': args.seed, 'source_hashes': source_hashes(args)}
+    write_text(os.path.join(folder, 'run_info.json'), json.dumps(run_info, indent=2) + '\n')
+
+
+def source_check(ckpt, args, ckpt_path):
+    """`name: value` pairs for result.txt saying whether the model and data code changed since `ckpt` was
+    trained, and how to get the code back when it did; the same goes to the log as a warning."""
+    if 'source_hashes' not in ckpt:
+        return {'source_changed': 'unknown (the checkpoint records no source hashes)'}
+    changed = changed_sources(ckpt['source_hashes'], args)
+    commit, dirty = ckpt['git']['commit'], ckpt['git']['dirty']
+    found = {'trained_commit': f'{commit or "unknown"}{" with uncommitted changes" if dirty else ""}',
+             'source_changed': ' '.join(changed) or 'none'}
+    if changed:
+        patch = os.path.join(os.path.dirname(os.path.abspath(ckpt_path)), 'uncommitted.patch')
+        restore = f'git checkout {commit}' if commit else 'the code of the training run (not a git checkout then)'
+        if dirty:
+            restore += f' && git apply {patch}' if os.path.isfile(patch) else ' plus its uncommitted changes'
+        found['source_restore'] = restore
+        log.warning(f'The code that defines this model or its data changed since the checkpoint was trained: '
+                    f'{", ".join(changed)}. Results may differ from the training run\'s; to get its code back: '
+                    f'{restore}')
+    return found

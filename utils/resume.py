@@ -1,0 +1,98 @@
+"""Resuming a run exactly: which flags a resumed run may change, the random number generator states its
+checkpoints carry, and the signals (SIGTERM, Ctrl-C) that make it stop cleanly at the end of a step."""
+import argparse
+import os
+import random
+import signal
+import sys
+import threading
+
+import numpy as np
+import torch
+
+from utils.checkpoint import load_checkpoint
+from utils.errors import ConfigError
+
+# Flags that --resume accepts again: they change how the run goes on, not what it computes.
+# Every other flag is the experiment's, and comes from the run's checkpoint.
+RESUME_FLAGS = ('epochs', 'num_workers', 'gpus', 'print_freq', 'save_freq', 'keep_last', 'check_data')
+
+
+def resume_args(parser, argv, run_dir):
+    """The args of the run in `run_dir` (from its last.pth), with the flags of `argv` applied on top; raises a
+    ConfigError when the folder is not a resumable run or when `argv` changes the experiment."""
+    last = os.path.join(run_dir, 'last.pth')
+    if not os.path.isfile(last):
+        if os.path.isfile(os.path.join(run_dir, 'args.json')):
+            raise ConfigError(f'--resume {run_dir}: the run has no last.pth (it stopped before its first epoch ended); '
+                              f'start it again with the command in {os.path.join(run_dir, "command.txt")}')
+        raise ConfigError(f'--resume {run_dir}: not a run folder (no last.pth, no args.json); pass a folder that '
+                          'train.py made, e.g. checkpoints/base_exp (python -m utils.runs lists them)')
+    ckpt = load_checkpoint(last, mmap=True)  # mmap: reads the args, not the tensors
+    if not isinstance(ckpt, dict) or not {'args', 'epoch', 'rng'} <= set(ckpt):
+        raise ConfigError(f'--resume {run_dir}: {last} is not a resumable TorchBase checkpoint (no args, epoch, rng)')
+    saved = ckpt['args']
+    args = parser.parse_args(argv, namespace=argparse.Namespace(**saved))  # flags not given keep the run's values
+    changed = [k for k in saved if k not in ('resume', 'model_dir') + RESUME_FLAGS and getattr(args, k) != saved[k]]
+    if changed:
+        detail = ', '.join(f'--{k} {getattr(args, k)} (the run has {saved[k]})' for k in changed)
+        raise ConfigError(f'--resume continues the experiment as it was, but {detail} would change it: leave '
+                          f'{"it" if len(changed) == 1 else "them"} out, or start a new run. Only '
+                          f'{", ".join("--" + k for k in RESUME_FLAGS)} may be given again')
+    if ckpt['epoch'] >= args.epochs:
+        raise ConfigError(f'--resume {run_dir}: all {ckpt["epoch"]} epochs are done; pass --epochs N (N > '
+                          f'{ckpt["epoch"]}) to train longer')
+    args.resume = args.model_dir = run_dir
+    return args
+
+
+def rng_state():
+    """Every global random state, as tensors and plain values (weights_only=True refuses numpy objects)."""
+    version, mt, gauss = random.getstate()
+    _, np_mt, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {'python': [version, list(mt), gauss], 'numpy': [torch.from_numpy(np_mt.astype(np.int64)), np_pos,
+                                                             np_has_gauss, np_gauss],
+            'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state):
+    version, mt, gauss = state['python']
+    random.setstate((version, tuple(mt), gauss))
+    np_mt, np_pos, np_has_gauss, np_gauss = state['numpy']
+    np.random.set_state(('MT19937', np_mt.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class StopSignals:
+    """While active, SIGTERM (a cluster's preemption) and SIGINT (Ctrl-C) only set `received`: the training loop
+    looks at it after each step, saves a resumable checkpoint and exits. A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.received = None  # the signal number once one came
+        self.previous = {}
+
+    def handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f'\n{signal.Signals(signum).name}: stopping after this step to save a resumable checkpoint '
+              '(Ctrl-C again to stop at once)', file=sys.stderr)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self.previous[s] = signal.signal(s, self.handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def ignore_stop_signals(worker_id):
+    """worker_init_fn of the loaders: workers ignore Ctrl-C and SIGTERM, even sent to the whole process group;
+    the main process finishes its step, saves, then shuts them down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -1,0 +1,83 @@
+"""Know your runs at a glance.
+    python -m utils.runs                         every run under checkpoints/: progress, best value, commit, status
+    python -m utils.runs --diff RUN_A RUN_B      the flags that differ between two runs, and their best values"""
+import argparse
+import json
+import os
+
+from utils.errors import ConfigError, run_cli
+from utils.run_status import current_status, read_status
+
+NOT_EXPERIMENT = ('model_dir', 'resume', 'checkpoints_dir')  # differ between any two runs; say nothing
+
+
+def read_json(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_row(run_dir):
+    """One line of the table: the run's folder, args.json, status.json and run_info.json summed up."""
+    args = read_json(os.path.join(run_dir, 'args.json'))
+    status = read_status(run_dir) or {}
+    git = read_json(os.path.join(run_dir, 'run_info.json')).get('git', {})
+    best = status.get('best_metric')
+    return {'run': os.path.basename(run_dir), 'started': status.get('started', '?').replace('T', ' '),
+            'model': args.get('model_type', '?'), 'data': args.get('data_type', '?'),
+            'epochs': f'{status.get("epochs_done", 0)}/{args.get("epochs", "?")}',
+            'best': f'{args.get("monitor", "?")} {best:.4f} @{status["best_epoch"]}' if best is not None else '-',
+            'commit': (git.get('commit') or '-')[:8] + ('+dirty' if git.get('dirty') else ''),
+            'status': current_status(status) if status else 'unknown'}
+
+
+def list_runs(checkpoints_dir):
+    """The run folders (those holding args.json) directly under `checkpoints_dir`, oldest first."""
+    if not os.path.isdir(checkpoints_dir):
+        raise ConfigError(f'{checkpoints_dir} does not exist: no runs yet (python train.py makes one), or pass '
+                          'the folder that holds them with --checkpoints_dir')
+    runs = [os.path.join(checkpoints_dir, d) for d in sorted(os.listdir(checkpoints_dir))
+            if os.path.isfile(os.path.join(checkpoints_dir, d, 'args.json'))]
+    return sorted(runs, key=lambda r: (read_status(r) or {}).get('started', ''))
+
+
+def table(header, rows):
+    """Aligned columns: `header` names them, each row is a list of values."""
+    widths = [max(len(str(v)) for v in column) for column in zip(header, *rows, strict=True)]
+    return '\n'.join('  '.join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *rows])
+
+
+def resolve(run, checkpoints_dir):
+    """A run given as a path, or as a folder name under checkpoints_dir."""
+    for path in (run, os.path.join(checkpoints_dir, run)):
+        if os.path.isfile(os.path.join(path, 'args.json')):
+            return path
+    raise ConfigError(f'{run} is not a run folder (no args.json in {run} or {os.path.join(checkpoints_dir, run)}); '
+                      'python -m utils.runs lists the runs')
+
+
+def diff(run_a, run_b):
+    """The flags whose values differ (`-`: a flag only one run has), then both runs' best values and status."""
+    a, b = (read_json(os.path.join(r, 'args.json')) for r in (run_a, run_b))
+    rows = [[f'--{k}', json.dumps(a.get(k, '-')), json.dumps(b.get(k, '-'))] for k in sorted(set(a) | set(b))
+            if k not in NOT_EXPERIMENT and a.get(k, '-') != b.get(k, '-')]
+    rows.append(['best'] + [f'{run_row(r)["best"]} ({run_row(r)["status"]})' for r in (run_a, run_b)])
+    return table(['flag', run_a, run_b], rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoints_dir', default='checkpoints', help='where train.py made the run folders')
+    parser.add_argument('--diff', nargs=2, metavar=('RUN_A', 'RUN_B'), help='two run folders (or names in it)')
+    args = parser.parse_args(argv)
+    if args.diff:
+        print(diff(*(resolve(r, args.checkpoints_dir) for r in args.diff)))
+    else:
+        rows = [run_row(r) for r in list_runs(args.checkpoints_dir)]
+        print(table(list(rows[0]), [list(r.values()) for r in rows]) if rows else f'no runs in {args.checkpoints_dir}')
+
+
+if __name__ == '__main__':
+    run_cli(main)
