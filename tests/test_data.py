@@ -1,16 +1,18 @@
 """Contract of every registered dataset, the list format, augmentation and the demo data generator."""
 import filecmp
 import os
+import pickle
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from data.augment import to_tensor
 from data.data_entry import get_dataset_by_type, make_loader, select_eval_loader, select_train_loader, type2data
 from data.make_shapes import CLASS_NAMES, make_shapes
-from data.sampler import EpochIndex
+from data.sampler import EpochIndex, EpochSampler
 from tests.conftest import make_args
 from utils.errors import ConfigError
 
@@ -144,3 +146,42 @@ def test_make_shapes_is_deterministic_readable_and_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match='delete it'):
         make_shapes(str(tmp_path / 'a'), n_train=1, n_val=1)
     assert len((tmp_path / 'a' / 'train.txt').read_text().splitlines()) == 3
+
+
+def test_sampler_order_is_a_function_of_seed_and_epoch_and_skips_for_resume():
+    def order(seed, epoch, skip=0):
+        sampler = EpochSampler(10, seed)
+        sampler.set_epoch(epoch, skip)
+        items = list(sampler)
+        assert len(sampler) == len(items) and all(i.epoch == epoch for i in items)
+        return [int(i) for i in items]
+
+    assert sorted(order(0, 1)) == list(range(10))
+    assert order(0, 1) == order(0, 1) != order(0, 2) and order(0, 1) != order(1, 1)
+    assert order(0, 3, skip=4) == order(0, 3)[4:]  # resuming after 4 samples
+    assert [int(i) for i in EpochSampler(5, 0, shuffle=False)] == list(range(5))
+
+
+def test_epoch_index_keeps_its_epoch_through_pickle():
+    i = pickle.loads(pickle.dumps(EpochIndex(7, 3)))
+    assert i == 7 and i.epoch == 3 and [10, 11, 12, 13, 14, 15, 16, 17][i] == 17
+
+
+@pytest.mark.parametrize('num_workers, persistent', [(2, False), (2, True)])
+def test_loader_workers_persistent_or_not_give_the_batches_of_the_main_process(shapes, num_workers, persistent):
+    def epochs(loader):
+        out = []
+        for epoch in (1, 2):
+            loader.sampler.set_epoch(epoch)
+            out += [img for img, _ in loader]
+        return out
+
+    args = args_for(shapes, batch_size=4, num_workers=0)
+    expected = epochs(select_train_loader(args))
+    loader = select_train_loader(args_for(shapes, batch_size=4, num_workers=num_workers))
+    if persistent:  # workers that live across epochs never see a call made in the main process after they start
+        loader = DataLoader(loader.dataset, batch_size=4, sampler=loader.sampler, num_workers=num_workers,
+                            persistent_workers=True)
+    got = epochs(loader)
+    assert len(got) == len(expected) == 6 and all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert not torch.equal(torch.cat(expected[:3]), torch.cat(expected[3:]))  # the two epochs do differ

@@ -2,12 +2,13 @@
 weights=None and weights_backbone=None matter: torchvision would otherwise download ImageNet weights.
 To start from pretrained weights, download them once and pass the file with --load_model_path."""
 import torch.nn as nn
-from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
 
 class SotaModel(nn.Module):
     def __init__(self, args):
         super().__init__()
+        # Imported here: torchvision takes about 2 s to import, which every other model would pay at start.
+        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
         self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=args.num_classes)
 
     def forward(self, x):  # (B, 3, H, W) -> (B, num_classes, H, W) logits

@@ -1,0 +1,206 @@
+"""Every bad input of the list in README "Reproducibility" exits non-zero with one clear message and no traceback,
+naming the file (and line), the value and the fix. What can be checked before training is, so it leaves no folder;
+what only shows while training marks the run failed and keeps its checkpoints. Earlier runs are never touched."""
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import eval as evaluate
+import train
+from model.model_entry import select_model
+from tests.conftest import make_args
+from utils.errors import run_cli
+from utils.run_status import read_status
+
+
+@pytest.fixture
+def data(shapes, tmp_path):
+    """A copy of the tiny dataset that a test may break."""
+    return shutil.copytree(shapes, tmp_path / 'data')
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    """A checkpoints folder holding an earlier run, which no failure may touch."""
+    earlier = tmp_path / 'checkpoints' / 'base_earlier'
+    earlier.mkdir(parents=True)
+    (earlier / 'best.pth').write_bytes(b'earlier')
+    (tmp_path / 'checkpoints' / 'latest').write_text('base_earlier\n')
+    return tmp_path / 'checkpoints'
+
+
+def snapshot(folder):
+    return {os.path.join(d, f): open(os.path.join(d, f), 'rb').read() for d, _, fs in os.walk(folder) for f in fs}
+
+
+def fails(main, argv, capsys, code=1):
+    """Runs an entry point as its command line would; returns its stderr after checking the exit status."""
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: main(argv))
+    err = capsys.readouterr().err
+    assert e.value.code == code, err
+    assert 'Traceback' not in err
+    return err
+
+
+def train_argv(data, checkpoints, *extra):
+    return ['--train_list', str(data / 'train.txt'), '--val_list', str(data / 'val.txt'), '--checkpoints_dir',
+            str(checkpoints), '--epochs', '2', '--batch_size', '4', *extra]
+
+
+def sample_path(data, kind, n):
+    """The image or label of the n-th training sample (line n of train.txt)."""
+    line = (data / 'train.txt').read_text().splitlines()[n - 1].split()
+    return data / line[0 if kind == 'image' else 1]
+
+
+def break_list(data, text):
+    (data / 'train.txt').write_text(text)
+
+
+def break_label(data, array):
+    cv2.imwrite(str(sample_path(data, 'label', 2)), array)
+
+
+def write_checkpoint(tmp_path, kind):
+    path = tmp_path / f'{kind}.pth'
+    if kind == 'other_model':
+        torch.save(select_model(make_args(model_type='better')).state_dict(), path)
+    else:
+        torch.save({'model': select_model(make_args()).state_dict()}, path)
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2] if kind == 'truncated' else b'not a checkpoint at all')
+    return path
+
+
+# name -> (what breaks the input, extra flags, what the message must say); all are found before the run folder.
+BEFORE_START = {
+    'missing_list': (None, ['--val_list', 'nope/val.txt'], ['list file nope/val.txt does not exist', '--val_list']),
+    'malformed_line': (lambda d, t: break_list(d, (d / 'train.txt').read_text() + 'only_one_path.png\n'), [],
+                       ['train.txt:13: expected `image_path label_path`', "'only_one_path.png'"]),
+    'empty_dataset': (lambda d, t: break_list(d, '# nothing yet\n'), [], ['train.txt lists no samples']),
+    'missing_image': (lambda d, t: sample_path(d, 'image', 2).unlink(), ['--check_data'],
+                      ['1 of 12 samples cannot be used', 'train.txt:2: cannot read', 'train_0001.png']),
+    'corrupt_image': (lambda d, t: sample_path(d, 'image', 2).write_bytes(b'\x89PNG garbage'), ['--check_data'],
+                      ['train.txt:2: cannot read', 'missing or not an image']),
+    'label_size': (lambda d, t: break_label(d, np.zeros((5, 7), np.uint8)), ['--check_data'],
+                   ['train.txt:2: label', 'has shape (5, 7), expected a single-channel image of the image size']),
+    'label_value': (lambda d, t: break_label(d, np.full((32, 32), 9, np.uint8)), ['--check_data'],
+                    ['train.txt:2: label', 'holds class 9, expected 0..3 (--num_classes) or 255 (--ignore_index)']),
+    'missing_checkpoint': (None, ['--load_model_path', 'nope.pth'], ['checkpoint nope.pth does not exist']),
+    'truncated_checkpoint': (lambda d, t: write_checkpoint(t, 'truncated'),
+                             ['--load_model_path', '{tmp}/truncated.pth'],
+                             ['truncated.pth is not a readable checkpoint (truncated or corrupt?)']),
+    'corrupt_checkpoint': (lambda d, t: write_checkpoint(t, 'corrupt'), ['--load_model_path', '{tmp}/corrupt.pth'],
+                           ['corrupt.pth is not a readable checkpoint']),
+    'strict_load_of_other_model': (lambda d, t: write_checkpoint(t, 'other_model'),
+                                   ['--load_model_path', '{tmp}/other_model.pth'],
+                                   ['does not fit the model (BaseModel)', 'missing, e.g. encoder.',
+                                    '--load_not_strict']),
+    'non_positive_numbers': (None, ['--batch_size', '0', '--epochs', '-1', '--lr', '0'],
+                             ['--batch_size must be positive, got 0', '--epochs must be positive, got -1',
+                              '--lr must be positive, got 0.0']),
+    'resume_not_a_run': (None, ['--resume', '{tmp}'], ['not a run folder (no last.pth, no args.json)']),
+}
+
+
+@pytest.mark.parametrize('case', list(BEFORE_START))
+def test_bad_input_is_one_clear_error_before_any_folder(case, data, checkpoints, tmp_path, capsys):
+    breaks, extra, expected = BEFORE_START[case]
+    if breaks:
+        breaks(data, tmp_path)
+    before = snapshot(checkpoints)
+    err = fails(train.main, train_argv(data, checkpoints, *[a.replace('{tmp}', str(tmp_path)) for a in extra]), capsys)
+    for text in expected:
+        assert text in err, err
+    assert snapshot(checkpoints) == before  # no new folder, the earlier run untouched
+
+
+def test_gpus_that_are_not_there(data, checkpoints, capsys):
+    if torch.cuda.device_count() >= 8:
+        pytest.skip('this machine has 8 GPUs')
+    err = fails(train.main, train_argv(data, checkpoints, '--gpus', '7'), capsys)
+    assert 'GPU 7 is not there' in err and 'leave out --gpus' in err
+    assert sorted(os.listdir(checkpoints)) == ['base_earlier', 'latest']
+
+
+@pytest.mark.parametrize('flag, value', [('--model_type', 'nope'), ('--data_type', 'nope'), ('--loss', 'nope')])
+def test_unknown_registry_name_lists_the_valid_ones(flag, value, data, checkpoints, capsys):
+    err = fails(train.main, train_argv(data, checkpoints, flag, value), capsys, code=2)
+    assert f"argument {flag}: invalid choice: 'nope' (choose from" in err
+    assert sorted(os.listdir(checkpoints)) == ['base_earlier', 'latest']
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'corrupt', 'other_model'])
+def test_eval_of_a_bad_checkpoint_leaves_no_result_folder(kind, tmp_path, data, capsys):
+    path = write_checkpoint(tmp_path, kind)
+    err = fails(evaluate.main, ['--load_model_path', str(path), '--val_list', str(data / 'val.txt')], capsys)
+    assert str(path) in err
+    assert not (tmp_path / kind).exists()
+
+
+def test_image_that_breaks_while_training_marks_the_run_failed_and_keeps_its_checkpoints(
+        data, checkpoints, monkeypatch, capsys):
+    end_epoch = train.Trainer.end_epoch
+
+    def end_epoch_then_break_an_image(self, epoch):
+        end_epoch(self, epoch)
+        sample_path(data, 'image', 5).write_bytes(b'')  # found unreadable in epoch 2
+
+    monkeypatch.setattr(train.Trainer, 'end_epoch', end_epoch_then_break_an_image)
+    err = fails(train.main, train_argv(data, checkpoints), capsys)
+    assert 'train.txt:5: cannot read' in err and 'train_0004.png' in err
+    run = checkpoints / 'base_exp'
+    status = read_status(run)
+    assert status['status'] == 'failed' and 'train.txt:5: cannot read' in status['message']
+    assert status['epochs_done'] == 1 and torch.load(run / 'last.pth', weights_only=True)['epoch'] == 1
+
+
+def test_non_finite_loss_stops_with_epoch_and_step_keeping_the_last_good_checkpoint(
+        data, checkpoints, monkeypatch, capsys):
+    compute_loss = train.Trainer.compute_loss
+    calls = []
+
+    def nan_at_epoch_2_step_2(self, pred, gt):
+        calls.append(self.model.training)
+        loss = compute_loss(self, pred, gt)
+        return loss * float('nan') if calls.count(True) == 5 else loss  # training steps: 3 per epoch
+
+    monkeypatch.setattr(train.Trainer, 'compute_loss', nan_at_epoch_2_step_2)
+    err = fails(train.main, train_argv(data, checkpoints, '--print_freq', '100'), capsys)
+    assert 'the loss is not finite at epoch 2, step 2/3' in err and 'Lower --lr' in err
+    run = checkpoints / 'base_exp'
+    ckpt = torch.load(run / 'last.pth', weights_only=True)
+    assert ckpt['epoch'] == 1 and all(v.isfinite().all() for v in ckpt['model'].values() if v.is_floating_point())
+    assert read_status(run)['status'] == 'failed'
+
+
+class Payload:
+    """Unpickling this creates a file: what a malicious checkpoint could do if it were loaded with pickle."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+def test_pickled_payload_is_refused_everywhere_and_never_runs(data, checkpoints, tmp_path, capsys):
+    marker = tmp_path / 'payload_ran'
+    evil = tmp_path / 'evil'
+    evil.mkdir()
+    torch.save({'model': Payload(str(marker)), 'args': {}, 'epoch': 1, 'rng': {}}, evil / 'last.pth')
+    (evil / 'args.json').write_text(json.dumps({}))
+    for main, argv in ((train.main, train_argv(data, checkpoints, '--load_model_path', str(evil / 'last.pth'))),
+                       (train.main, ['--resume', str(evil)]),
+                       (evaluate.main, ['--load_model_path', str(evil / 'last.pth')])):
+        err = fails(main, argv, capsys)
+        assert 'holds more than tensors and plain values, so it was not loaded (it could run code)' in err
+    assert not marker.exists()
+    assert sorted(os.listdir(checkpoints)) == ['base_earlier', 'latest'] and sorted(os.listdir(evil)) == [
+        'args.json', 'last.pth']

@@ -1,0 +1,120 @@
+"""A run folder explains itself (commit, uncommitted changes, environment, source hashes), every checkpoint
+carries its commit and source hashes, and eval.py says when the model's code changed since training."""
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+
+import eval as evaluate
+import train
+from tests.conftest import make_args
+from utils import provenance
+from utils.provenance import changed_sources, git_info, source_files, source_hashes, write_run_info
+
+
+def read_result(path):
+    with open(path) as f:
+        return dict(line.rstrip('\n').split(': ', 1) for line in f)
+
+
+@pytest.fixture(scope='module')
+def run(shapes, tmp_path_factory):
+    checkpoints = tmp_path_factory.mktemp('prov') / 'checkpoints'
+    train.main(['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
+                str(checkpoints), '--epochs', '1', '--batch_size', '4', '--seed', '3'])
+    return checkpoints / 'base_exp'
+
+
+def test_run_folder_records_commit_environment_seed_and_source_hashes(run):
+    info = json.loads((run / 'run_info.json').read_text())
+    assert info['seed'] == 3
+    assert info['env']['torch'] == torch.__version__ and info['env']['packages']['torchvision']
+    assert set(info['env']) >= {'python', 'platform', 'cuda', 'gpus', 'packages'}
+    git = git_info()
+    if git['commit'] is None:
+        assert 'not a git checkout' in info['git']['note']
+    else:
+        assert info['git']['commit'] == git['commit'] and isinstance(info['git']['untracked'], list)
+        assert (run / 'uncommitted.patch').exists() == bool(git['diff'])
+    assert set(info['source_hashes']) == {'model/base/__init__.py', 'model/base/base_model.py', 'model/submodules.py',
+                                          'data/list_dataset.py', 'data/augment.py'}
+    for path, digest in info['source_hashes'].items():
+        assert hashlib.sha256(open(os.path.join(provenance.ROOT, path), 'rb').read()).hexdigest() == digest
+
+
+def test_every_checkpoint_carries_args_epoch_best_commit_and_source_hashes(run):
+    info = json.loads((run / 'run_info.json').read_text())
+    for name in ('last.pth', 'best.pth', 'epoch_1.pth'):
+        ckpt = torch.load(run / name, weights_only=True)
+        assert ckpt['args']['seed'] == 3 and ckpt['epoch'] == 1 and ckpt['best_metric'] is not None
+        assert ckpt['git']['commit'] == info['git']['commit'] and ckpt['source_hashes'] == info['source_hashes']
+
+
+def test_source_files_follow_the_chosen_model_and_dataset():
+    files = source_files(make_args(model_type='better', data_type='mem_list'))
+    assert files == ['data/augment.py', 'data/list_dataset.py', 'data/mem_list_dataset.py',
+                     'model/better/__init__.py', 'model/better/better_model.py', 'model/submodules.py']
+
+
+def test_eval_of_unchanged_code_says_so_with_the_checkpoint_hash(run):
+    evaluate.main(['--load_model_path', str(run / 'best.pth'), '--save_prefix', 'same'])
+    result = read_result(run / 'best' / 'shapes_val_same' / 'result.txt')
+    assert result['source_changed'] == 'none'
+    assert result['checkpoint_sha256'] == hashlib.sha256((run / 'best.pth').read_bytes()).hexdigest()
+    assert result['num_samples'] == '6' and result['eval_list'].endswith('val.txt')
+
+
+def test_eval_names_changed_files_and_how_to_get_the_code_back(run, tmp_path):
+    ckpt = torch.load(run / 'best.pth', weights_only=True)
+    ckpt['source_hashes']['model/base/base_model.py'] = '0' * 64  # as if the file was edited since training
+    ckpt['git'] = {'commit': 'abc123', 'dirty': True}
+    other = tmp_path / 'other_run'
+    other.mkdir()
+    torch.save(ckpt, other / 'best.pth')
+    (other / 'uncommitted.patch').write_text('a patch')  # what train.py saves beside a dirty tree's checkpoints
+    evaluate.main(['--load_model_path', str(other / 'best.pth'), '--save_prefix', 'edited'])
+    result_dir = other / 'best' / 'shapes_val_edited'
+    result = read_result(result_dir / 'result.txt')
+    assert result['source_changed'] == 'model/base/base_model.py'
+    assert result['trained_commit'] == 'abc123 with uncommitted changes'
+    assert result['source_restore'] == f'git checkout abc123 && git apply {other / "uncommitted.patch"}'
+    assert 'changed since the checkpoint was trained: model/base/base_model.py' in (result_dir / 'eval.log').read_text()
+
+
+def test_changed_sources_sees_edited_deleted_and_new_files():
+    now = source_hashes(make_args())
+    saved = dict(now, **{'model/base/base_model.py': 'x', 'model/base/gone.py': 'y'})
+    del saved['data/augment.py']
+    assert changed_sources(saved, make_args()) == ['data/augment.py', 'model/base/base_model.py', 'model/base/gone.py']
+
+
+def git(repo, *argv):
+    subprocess.run(['git', '-C', str(repo), '-c', 'user.name=t', '-c', 'user.email=t@t', *argv], check=True,
+                   capture_output=True)
+
+
+def test_dirty_tree_writes_the_patch_and_lists_untracked_files(tmp_path, monkeypatch):
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    git(repo, 'init', '-q')
+    (repo / 'a.py').write_text('x = 1\n')
+    git(repo, 'add', 'a.py')
+    git(repo, 'commit', '-q', '-m', 'first')
+    monkeypatch.setattr(provenance, 'ROOT', str(repo))
+    assert git_info()['dirty'] is False
+    (repo / 'a.py').write_text('x = 2\n')
+    (repo / 'new.py').write_text('')
+    monkeypatch.setattr(provenance, 'source_hashes', lambda args: {})  # the files of this project are not there
+    write_run_info(make_args(), str(tmp_path))
+    info = json.loads((tmp_path / 'run_info.json').read_text())
+    assert info['git']['dirty'] is True and info['git']['untracked'] == ['new.py']
+    assert '-x = 1\n+x = 2' in (tmp_path / 'uncommitted.patch').read_text()
+
+
+def test_outside_a_git_checkout_a_plain_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(provenance, 'ROOT', str(tmp_path))
+    info = git_info()
+    assert info['commit'] is None and 'not a git checkout' in info['note']

@@ -1,0 +1,153 @@
+"""Resume, exactly: real training processes are killed (SIGKILL), preempted (SIGTERM) or interrupted (Ctrl-C to
+the whole process group) at a known step, resumed with --resume, and must end with weights torch.equal to an
+uninterrupted run's. Each run: 12 training samples in batches of 4 (3 steps), 6 validation samples (2 steps)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from options import prepare_train_args
+from utils.errors import ConfigError
+from utils.resume import rng_state, set_rng_state
+from utils.run_status import current_status, read_status
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCHS = 3
+STEPS = 5  # Trainer.step calls per epoch: 3 training, 2 validation
+
+
+def flags(shapes, checkpoints, workers=0):
+    return ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
+            str(checkpoints), '--epochs', str(EPOCHS), '--batch_size', '4', '--num_workers', str(workers)]
+
+
+def start_paused(tmp_path, pause_at, argv, **popen):
+    """A training subprocess that pauses before its `pause_at`-th step; returns it once it is there."""
+    progress = tmp_path / 'progress'
+    proc = subprocess.Popen([sys.executable, '-m', 'tests.paused_train', str(progress), str(pause_at), *argv],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    deadline = time.time() + 120
+    while not (progress.exists() and progress.read_text().endswith('paused')):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, 'the run never reached its pause'
+        time.sleep(0.02)
+    return proc
+
+
+def train_cli(*argv):
+    return subprocess.run([sys.executable, 'train.py', *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def final(run):
+    ckpt = torch.load(run / 'last.pth', weights_only=True)
+    return ckpt['epoch'], ckpt['model'], ckpt['metrics']
+
+
+def assert_same_run(run, reference):
+    (epoch, model, metrics), (ref_epoch, ref_model, ref_metrics) = final(run), final(reference)
+    assert epoch == ref_epoch == EPOCHS
+    assert model.keys() == ref_model.keys() and all(torch.equal(model[k], ref_model[k]) for k in model)
+    assert metrics == ref_metrics  # the resumed epoch's curves too: partial sums were saved and restored
+
+
+@pytest.fixture(scope='module')
+def reference(shapes, tmp_path_factory):
+    """The uninterrupted run, in a subprocess like the runs it is compared with."""
+    checkpoints = tmp_path_factory.mktemp('reference')
+    p = train_cli(*flags(shapes, checkpoints))
+    assert p.returncode == 0, p.stderr
+    return checkpoints / 'base_exp'
+
+
+# Each case costs two process starts (~6 s each, mostly importing torch), so the cases are paired, not crossed.
+@pytest.mark.parametrize('workers, pause_at', [(0, STEPS + 2), (2, STEPS + 4)],
+                         ids=['no_workers_mid_training', 'two_workers_in_validation'])
+def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, pause_at):
+    proc = start_paused(tmp_path, pause_at, flags(shapes, tmp_path / 'checkpoints', workers))
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    assert current_status(read_status(run)) == 'running'
+    proc.kill()  # SIGKILL: no handler runs, nothing more is written
+    proc.wait()
+    assert current_status(read_status(run)) == 'killed'
+    assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 1  # epoch 2 never finished
+    p = train_cli('--resume', str(run))
+    assert p.returncode == 0, p.stderr
+    assert_same_run(run, reference)
+    assert read_status(run)['status'] == 'finished'
+
+
+@pytest.mark.parametrize('how, workers', [('sigterm_to_process', 0), ('sigint_to_group', 2)])
+def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, how):
+    proc = start_paused(tmp_path, STEPS + 2, flags(shapes, tmp_path / 'checkpoints', workers),
+                        start_new_session=True)  # its own process group, as a shell gives a command
+    if how == 'sigterm_to_process':
+        proc.send_signal(signal.SIGTERM)
+    else:  # Ctrl-C in a terminal: every process of the group, loader workers included
+        os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    signum = signal.SIGTERM if how == 'sigterm_to_process' else signal.SIGINT
+    assert proc.returncode == 128 + signum, err
+    assert 'Traceback' not in err
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    assert f'train.py --resume {run}' in out + err  # the exact command to go on
+    ckpt = torch.load(run / 'last.pth', weights_only=True)
+    assert (ckpt['epoch'], ckpt['step']) == (1, 2)  # epoch 1 done, and the step it was in when signalled
+    assert read_status(run)['status'] == 'stopped'
+    p = train_cli('--resume', str(run))
+    assert p.returncode == 0, p.stderr
+    assert 'Resumed at epoch 2, step 2/3' in p.stdout
+    assert_same_run(run, reference)
+
+
+def test_resume_may_train_longer_but_not_change_the_experiment(shapes, tmp_path):
+    import train
+    argv = flags(shapes, tmp_path)
+    argv[argv.index('--epochs') + 1] = '2'
+    train.main(argv)
+    run = str(tmp_path / 'base_exp')
+    with pytest.raises(ConfigError, match=r'all 2 epochs are done; pass --epochs N \(N > 2\)'):
+        prepare_train_args(['--resume', run])
+    with pytest.raises(ConfigError, match=r'--lr 0.1 \(the run has 0.003\), --loss dice \(the run has ce\)'):
+        prepare_train_args(['--resume', run, '--epochs', '3', '--lr', '0.1', '--loss', 'dice'])
+    train.main(['--resume', run, '--epochs', '3', '--num_workers', '1', '--lr', '0.003'])  # same value: allowed
+    longer = torch.load(os.path.join(run, 'last.pth'), weights_only=True)
+    assert longer['epoch'] == 3 and longer['args']['epochs'] == 3 and longer['args']['num_workers'] == 1
+    assert os.path.isfile(os.path.join(run, 'epoch_3.pth'))
+    commands = open(os.path.join(run, 'command.txt')).read().splitlines()
+    assert len(commands) == 2 and commands[1].endswith(f'--resume {run} --epochs 3 --num_workers 1 --lr 0.003')
+    # 2 epochs, then one more, is the 3-epoch run
+    train.main(flags(shapes, tmp_path / 'straight'))
+    assert all(torch.equal(v, final(tmp_path / 'straight' / 'base_exp')[1][k]) for k, v in longer['model'].items())
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(ConfigError, match='not a run folder'):
+        prepare_train_args(['--resume', str(tmp_path / 'nope')])
+    (tmp_path / 'args.json').write_text('{}')
+    with pytest.raises(ConfigError, match='no last.pth .*command.txt'):
+        prepare_train_args(['--resume', str(tmp_path)])
+    torch.save({'model': {}}, tmp_path / 'last.pth')
+    with pytest.raises(ConfigError, match='not a resumable TorchBase checkpoint'):
+        prepare_train_args(['--resume', str(tmp_path)])
+    (tmp_path / 'last.pth').write_bytes(b'PK\x03\x04 cut short')
+    with pytest.raises(ConfigError, match='truncated or corrupt'):
+        prepare_train_args(['--resume', str(tmp_path)])
+    assert sorted(os.listdir(tmp_path)) == ['args.json', 'last.pth']
+
+
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    import random
+    torch.save(rng_state(), tmp_path / 'rng.pth')
+
+    def draw():
+        return random.random(), np.random.rand(), np.random.randn(), torch.rand(3)
+
+    first = draw()
+    set_rng_state(torch.load(tmp_path / 'rng.pth', weights_only=True))
+    again = draw()
+    assert first[:3] == again[:3] and torch.equal(first[3], again[3])
