@@ -191,8 +191,10 @@ class Trainer:
         """After a stop signal: says how to resume and exits with 128 + the signal number, as the shell does."""
         command = command_line('train.py', ['--resume', self.args.model_dir])
         self.status.update(status='stopped', message=f'resume: {command}')
-        log.info(f'Stopped by {signal.Signals(self.stop.received).name} at epoch {epoch}, step {step}/'
-                 f'{self.steps_per_epoch}; last.pth saved. Resume with:\n  {command}')
+        where = f'after epoch {epoch}' if step == self.steps_per_epoch else \
+            f'at epoch {epoch}, step {step}/{self.steps_per_epoch}'
+        log.info(f'Stopped by {signal.Signals(self.stop.received).name} {where}; last.pth saved. Resume with:\n'
+                 f'  {command}')
         raise SystemExit(128 + self.stop.received)
 
     def checkpoint_state(self, epoch, step, scalars):
