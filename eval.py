@@ -16,7 +16,7 @@ from utils.checkpoint import load_checkpoint, write_text
 from utils.errors import ConfigError, run_cli
 from utils.provenance import file_sha256, source_check
 from utils.run_dir import remove_run_dir
-from utils.torch_utils import get_device, load_model_weights
+from utils.torch_utils import get_device, load_model_weights, set_seed
 from utils.viz import make_panel, save_image
 
 log = logging.getLogger('torchbase')
@@ -25,6 +25,7 @@ log = logging.getLogger('torchbase')
 class Evaluator:
     def __init__(self, args):
         self.args = args
+        set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
         model = select_model(args)
         load_model_weights(model, args.load_model_path, strict=not args.load_not_strict)

@@ -203,7 +203,7 @@ class Trainer:
         file loads with torch.load(weights_only=True)."""
         state = {'model': self.raw_model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'epoch': epoch,
                  'step': step, 'args': dict(vars(self.args)), 'metrics': scalars, 'best_metric': self.best_metric,
-                 'best_epoch': self.best_epoch, 'rng': rng_state(), **self.provenance}
+                 'best_epoch': self.best_epoch, 'rng': rng_state(self.train_loader.generator), **self.provenance}
         if step:
             state['partial'] = {'sums': self.logger.recorder.sums, 'counts': self.logger.recorder.counts,
                                 'confusion': self.metrics['train'].cm}
@@ -218,7 +218,8 @@ class Trainer:
             partial = ckpt['partial']
             self.logger.recorder.sums, self.logger.recorder.counts = partial['sums'], partial['counts']
             self.metrics['train'].cm = partial['confusion'].to(self.device)
-        set_rng_state(ckpt['rng'])  # last: nothing may draw a random number between here and the first step
+        # last: nothing may draw a random number between here and the first step
+        set_rng_state(ckpt['rng'], self.train_loader.generator)
         log.info(f'Resumed at epoch {self.start_epoch}, step {self.start_step}/{self.steps_per_epoch}')
 
 

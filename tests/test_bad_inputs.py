@@ -88,6 +88,8 @@ BEFORE_START = {
                       ['1 of 12 samples cannot be used', 'train.txt:2: cannot read', 'train_0001.png']),
     'corrupt_image': (lambda d, t: sample_path(d, 'image', 2).write_bytes(b'\x89PNG garbage'), ['--check_data'],
                       ['train.txt:2: cannot read', 'missing or not an image']),
+    'missing_label': (lambda d, t: sample_path(d, 'label', 3).unlink(), ['--check_data'],
+                      ['train.txt:3: cannot read', 'labels/train_0002.png']),
     'label_size': (lambda d, t: break_label(d, np.zeros((5, 7), np.uint8)), ['--check_data'],
                    ['train.txt:2: label', 'has shape (5, 7), expected a single-channel image of the image size']),
     'label_value': (lambda d, t: break_label(d, np.full((32, 32), 9, np.uint8)), ['--check_data'],

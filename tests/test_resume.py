@@ -71,6 +71,8 @@ def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, 
     proc = start_paused(tmp_path, pause_at, flags(shapes, tmp_path / 'checkpoints', workers))
     run = tmp_path / 'checkpoints' / 'base_exp'
     assert current_status(read_status(run)) == 'running'
+    with pytest.raises(ConfigError, match=f'the run is still running \\(pid {proc.pid} on'):
+        prepare_train_args(['--resume', str(run)])  # not while it runs: two processes would write one folder
     proc.kill()  # SIGKILL: no handler runs, nothing more is written
     proc.wait()
     assert current_status(read_status(run)) == 'killed'
@@ -142,12 +144,14 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
 
 def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     import random
-    torch.save(rng_state(), tmp_path / 'rng.pth')
+    loader_generator = torch.Generator().manual_seed(5)
+    torch.save(rng_state(loader_generator), tmp_path / 'rng.pth')
 
     def draw():
-        return random.random(), np.random.rand(), np.random.randn(), torch.rand(3)
+        return (random.random(), np.random.rand(), np.random.randn(), torch.rand(3),
+                torch.rand(3, generator=loader_generator))
 
     first = draw()
-    set_rng_state(torch.load(tmp_path / 'rng.pth', weights_only=True))
+    set_rng_state(torch.load(tmp_path / 'rng.pth', weights_only=True), loader_generator)
     again = draw()
-    assert first[:3] == again[:3] and torch.equal(first[3], again[3])
+    assert first[:3] == again[:3] and torch.equal(first[3], again[3]) and torch.equal(first[4], again[4])

@@ -12,6 +12,7 @@ import torch
 
 from utils.checkpoint import load_checkpoint
 from utils.errors import ConfigError
+from utils.run_status import current_status, read_status
 
 # Flags that --resume accepts again: they change how the run goes on, not what it computes.
 # Every other flag is the experiment's, and comes from the run's checkpoint.
@@ -28,6 +29,10 @@ def resume_args(parser, argv, run_dir):
                               f'start it again with the command in {os.path.join(run_dir, "command.txt")}')
         raise ConfigError(f'--resume {run_dir}: not a run folder (no last.pth, no args.json); pass a folder that '
                           'train.py made, e.g. checkpoints/base_exp (python -m utils.runs lists them)')
+    status = read_status(run_dir)
+    if status and current_status(status) == 'running':  # two processes writing one folder would mix their files
+        raise ConfigError(f'--resume {run_dir}: the run is still running (pid {status["pid"]} on {status["host"]}); '
+                          f'stop it first (kill -TERM {status["pid"]} saves a resumable checkpoint) or let it finish')
     ckpt = load_checkpoint(last, mmap=True)  # mmap: reads the args, not the tensors
     if not isinstance(ckpt, dict) or not {'args', 'epoch', 'rng'} <= set(ckpt):
         raise ConfigError(f'--resume {run_dir}: {last} is not a resumable TorchBase checkpoint (no args, epoch, rng)')
@@ -46,16 +51,20 @@ def resume_args(parser, argv, run_dir):
     return args
 
 
-def rng_state():
-    """Every global random state, as tensors and plain values (weights_only=True refuses numpy objects)."""
+def rng_state(loader_generator):
+    """Every global random state, and the training loader's generator (it seeds the loader workers), as tensors
+    and plain values: weights_only=True refuses numpy objects. (The shuffle order needs no state: it is drawn
+    from (seed, epoch), see data/sampler.py.)"""
     version, mt, gauss = random.getstate()
     _, np_mt, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return {'python': [version, list(mt), gauss], 'numpy': [torch.from_numpy(np_mt.astype(np.int64)), np_pos,
                                                              np_has_gauss, np_gauss],
-            'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            'loader': loader_generator.get_state()}
 
 
-def set_rng_state(state):
+def set_rng_state(state, loader_generator):
+    loader_generator.set_state(state['loader'])
     version, mt, gauss = state['python']
     random.setstate((version, tuple(mt), gauss))
     np_mt, np_pos, np_has_gauss, np_gauss = state['numpy']
@@ -77,8 +86,8 @@ class StopSignals:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = signum
-        print(f'\n{signal.Signals(signum).name}: stopping after this step to save a resumable checkpoint '
-              '(Ctrl-C again to stop at once)', file=sys.stderr)
+        print(f'\n{signal.Signals(signum).name}: stopping after this training step (in validation: once it ends) to '
+              'save a resumable checkpoint; Ctrl-C again stops at once', file=sys.stderr)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
