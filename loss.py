@@ -7,6 +7,19 @@ import torch.nn.functional as F
 from utils.errors import ConfigError
 
 
+class CrossEntropyLoss(nn.Module):
+    """The mean cross-entropy over the counted pixels, as nn.CrossEntropyLoss, except that a batch whose pixels
+    are all --ignore_index gives 0 instead of NaN (0 / 0), which would stop the run as a non-finite loss."""
+
+    def __init__(self, ignore_index):
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, pred, gt):
+        total = F.cross_entropy(pred, gt, ignore_index=self.ignore_index, reduction='sum')
+        return total / (gt != self.ignore_index).sum().clamp(min=1)
+
+
 class DiceLoss(nn.Module):
     """1 - the soft Dice coefficient 2|P.G| / (|P| + |G|) of softmax probabilities, averaged over classes.
     Insensitive to class frequency: small shapes count as much as the large background."""
@@ -41,7 +54,7 @@ class FocalLoss(nn.Module):
 
 
 type2loss = {  # --loss name -> loss class. EDIT ME: add yours here
-    'ce': nn.CrossEntropyLoss,
+    'ce': CrossEntropyLoss,
     'dice': DiceLoss,
     'focal': FocalLoss,
 }

@@ -21,7 +21,7 @@ from utils.checkpoint import load_checkpoint, write_text
 from utils.errors import ConfigError
 from utils.provenance import write_run_info
 from utils.resume import resume_args
-from utils.run_dir import make_run_dir, read_latest, setup_logging
+from utils.run_dir import close_logging, make_run_dir, read_latest, setup_logging
 from utils.torch_utils import check_fit, check_gpus, get_state_dict
 
 # The flags that define the model. eval.py takes them from the checkpoint unless its command line gives them.
@@ -202,6 +202,7 @@ def make_parser(description):
 
 
 def prepare_train_args(argv=None):
+    close_logging()  # until this run's folder exists, errors go to the console only, not to an earlier run's log
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = parse_train_args(make_parser('Train a model.'))
     args = parser.parse_args(argv)
@@ -222,6 +223,7 @@ def prepare_train_args(argv=None):
 
 
 def prepare_test_args(argv=None):
+    close_logging()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = parse_test_args(make_parser(f'Evaluate a checkpoint. The flags with default None here '
                                          f'({", ".join(MODEL_ARGS + DATA_ARGS)}) take the values the '

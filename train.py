@@ -37,9 +37,12 @@ class Trainer:
         self.train_loader = select_train_loader(args)
         self.val_loader = select_eval_loader(args)
         self.steps_per_epoch = len(self.train_loader)
-        # The three ways to start: fresh (as built), strict load, or partial load (load_match_dict).
         self.raw_model = select_model(args)  # unwrapped: what checkpoints hold, with no `module.` prefix
-        if args.load_model_path and not args.resume:
+        # The ways to start: fresh (as built), a strict or partial (load_match_dict) load of --load_model_path,
+        # or --resume from the run's last.pth; a resumed run that had written none starts afresh.
+        last = os.path.join(args.resume, 'last.pth') if args.resume else ''
+        ckpt = load_checkpoint(last) if os.path.isfile(last) else None
+        if args.load_model_path and not ckpt:
             report = load_model_weights(self.raw_model, args.load_model_path, strict=not args.load_not_strict)
             if report:  # load_match_dict's: which tensors were loaded, and which not
                 write_text(os.path.join(args.model_dir, 'load_match_dict.json'), json.dumps(report, indent=2))
@@ -53,11 +56,12 @@ class Trainer:
         self.bad_loss_step = torch.tensor(-1, device=self.device)  # first step with a non-finite loss, on the device
         self.check_monitor()
         self.provenance = provenance(args)  # commit and source hashes, carried by every checkpoint
-        ckpt = load_checkpoint(os.path.join(args.resume, 'last.pth')) if args.resume else None
         # purge_step: curves that a killed predecessor wrote after its last.pth are dropped
-        self.logger = Logger(args, purge_step=ckpt['epoch'] + 1 if ckpt else None)
+        self.logger = Logger(args, purge_step=ckpt['epoch'] + 1 if ckpt else 1 if args.resume else None)
         if ckpt:
             self.load_resume_state(ckpt)
+        elif args.resume:
+            log.info('The run stopped before its first checkpoint: training it again from epoch 1')
         self.status = RunStatus(args)
         self.stop = StopSignals()
 
@@ -81,6 +85,11 @@ class Trainer:
                     self.end_epoch(epoch)
                     if self.stop.received and epoch < self.args.epochs:
                         self.exit_stopped(epoch, self.steps_per_epoch)
+        except KeyboardInterrupt:  # a second Ctrl-C: no time to save; last.pth is the previous save, if any
+            self.status.update(status='stopped', message=f'resume: {self.resume_command()}')
+            log.info(f'Stopped at once by a second Ctrl-C. Resume from the last checkpoint with:\n'
+                     f'  {self.resume_command()}')
+            raise
         except BaseException as e:
             if self.status.fields['status'] == 'running':
                 self.status.update(status='failed', message=user_message(e) or type(e).__name__)
@@ -96,6 +105,9 @@ class Trainer:
         self.model.train()
         self.epoch_start = time.time()
         self.train_loader.sampler.set_epoch(epoch, skip * self.args.batch_size)  # the order is (seed, epoch)'s
+        # The loader draws its workers' seeds from this generator when the epoch's iteration starts: a checkpoint
+        # saved mid-epoch stores the state from before that draw, so the resumed epoch draws the same seeds.
+        self.loader_state = self.train_loader.generator.get_state()
         bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True,
                    initial=skip, total=self.steps_per_epoch)
         for i, data in enumerate(bar, start=skip):
@@ -127,6 +139,8 @@ class Trainer:
             self.compute_metrics(pred, label, is_train=False)
             if i == 0:  # the same validation images every epoch, so the pictures show the progress
                 self.logger.save_imgs(self.gen_imgs_to_write(img, pred, label, is_train=False), epoch)
+            if i % self.args.print_freq == 0:
+                self.status.beat()
         self.record_metrics('val')
 
     def step(self, data):
@@ -189,7 +203,7 @@ class Trainer:
 
     def exit_stopped(self, epoch, step):
         """After a stop signal: says how to resume and exits with 128 + the signal number, as the shell does."""
-        command = command_line('train.py', ['--resume', self.args.model_dir])
+        command = self.resume_command()
         self.status.update(status='stopped', message=f'resume: {command}')
         where = f'after epoch {epoch}' if step == self.steps_per_epoch else \
             f'at epoch {epoch}, step {step}/{self.steps_per_epoch}'
@@ -197,13 +211,17 @@ class Trainer:
                  f'  {command}')
         raise SystemExit(128 + self.stop.received)
 
+    def resume_command(self):
+        return command_line('train.py', ['--resume', self.args.model_dir])
+
     def checkpoint_state(self, epoch, step, scalars):
         """Everything to rebuild the model and to resume exactly: `epoch` epochs done, plus `step` steps of the
         next (with the partial sums of its training metrics). Only tensors and plain Python values, so the
         file loads with torch.load(weights_only=True)."""
         state = {'model': self.raw_model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'epoch': epoch,
                  'step': step, 'args': dict(vars(self.args)), 'metrics': scalars, 'best_metric': self.best_metric,
-                 'best_epoch': self.best_epoch, 'rng': rng_state(self.train_loader.generator), **self.provenance}
+                 'best_epoch': self.best_epoch, **self.provenance,
+                 'rng': rng_state(self.loader_state if step else self.train_loader.generator.get_state())}
         if step:
             state['partial'] = {'sums': self.logger.recorder.sums, 'counts': self.logger.recorder.counts,
                                 'confusion': self.metrics['train'].cm}

@@ -47,11 +47,15 @@ class ListDataset(Dataset):
     def load(self, index):
         """Decodes sample `index` into an (H, W, 3) uint8 RGB image and an (H, W) uint8 label."""
         img_path, label_path, n = self.samples[index]
+        for path in (img_path, label_path):  # checked first: cv2 would also print a warning of its own
+            if not os.path.isfile(path):
+                raise ConfigError(f'{self.list_path}:{n}: cannot read {path}: no such file (paths in a list are '
+                                  'relative to its folder)')
         img = cv2.imread(img_path, cv2.IMREAD_COLOR)
         label = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
         for path, arr in ((img_path, img), (label_path, label)):
             if arr is None:
-                raise ConfigError(f'{self.list_path}:{n}: cannot read {path} (missing or not an image)')
+                raise ConfigError(f'{self.list_path}:{n}: cannot read {path}: not an image, or a corrupt one')
         if label.ndim != 2 or label.shape != img.shape[:2]:
             raise ConfigError(f'{self.list_path}:{n}: label {label_path} has shape {label.shape}, expected a '
                               f'single-channel image of the image size {img.shape[:2]}')

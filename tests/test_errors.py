@@ -28,3 +28,22 @@ def test_run_cli_prints_one_line_and_exits_1(capsys):
         run_cli(main)
     assert e.value.code == 1
     assert capsys.readouterr().err == 'error: --lr must be positive\n'
+
+
+def test_run_cli_also_writes_errors_into_the_folders_log_file(tmp_path, capsys):
+    from utils.run_dir import close_logging, setup_logging
+
+    def mistake():
+        raise ConfigError('--lr must be positive')
+
+    setup_logging(str(tmp_path / 'train.log'))
+    try:
+        with pytest.raises(SystemExit):
+            run_cli(mistake)
+        with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback on the console, and in the file
+            run_cli(lambda: 1 / 0)
+    finally:
+        close_logging()
+    text = (tmp_path / 'train.log').read_text()
+    assert 'error: --lr must be positive' in text and 'Traceback' in text and 'ZeroDivisionError' in text
+    assert capsys.readouterr().err.count('error: --lr must be positive') == 1

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,6 +54,11 @@ def assert_same_run(run, reference):
     assert epoch == ref_epoch == EPOCHS
     assert model.keys() == ref_model.keys() and all(torch.equal(model[k], ref_model[k]) for k in model)
     assert metrics == ref_metrics  # the resumed epoch's curves too: partial sums were saved and restored
+    for name in [f'epoch_{e}.pth' for e in range(1, EPOCHS + 1)] + ['best.pth']:
+        ckpt, ref = (torch.load(r / name, weights_only=True) for r in (run, reference))
+        assert (ckpt['epoch'], ckpt['metrics'], ckpt['best_metric'], ckpt['best_epoch']) == \
+            (ref['epoch'], ref['metrics'], ref['best_metric'], ref['best_epoch']), name
+        assert all(torch.equal(v, ref['model'][k]) for k, v in ckpt['model'].items()), name
 
 
 @pytest.fixture(scope='module')
@@ -112,7 +118,7 @@ def test_resume_may_train_longer_but_not_change_the_experiment(shapes, tmp_path)
     argv[argv.index('--epochs') + 1] = '2'
     train.main(argv)
     run = str(tmp_path / 'base_exp')
-    with pytest.raises(ConfigError, match=r'all 2 epochs are done; pass --epochs N \(N > 2\)'):
+    with pytest.raises(ConfigError, match=r'all the 2 epochs it had planned \(--epochs 2\); pass --epochs N'):
         prepare_train_args(['--resume', run])
     with pytest.raises(ConfigError, match=r'--lr 0.1 \(the run has 0.003\), --loss dice \(the run has ce\)'):
         prepare_train_args(['--resume', run, '--epochs', '3', '--lr', '0.1', '--loss', 'dice'])
@@ -131,8 +137,8 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ConfigError, match='not a run folder'):
         prepare_train_args(['--resume', str(tmp_path / 'nope')])
     (tmp_path / 'args.json').write_text('{}')
-    with pytest.raises(ConfigError, match='no last.pth .*command.txt'):
-        prepare_train_args(['--resume', str(tmp_path)])
+    with pytest.raises(ConfigError, match=f'is a file; pass the run folder that holds it: --resume {tmp_path}$'):
+        prepare_train_args(['--resume', str(tmp_path / 'args.json')])
     torch.save({'model': {}}, tmp_path / 'last.pth')
     with pytest.raises(ConfigError, match='not a resumable TorchBase checkpoint'):
         prepare_train_args(['--resume', str(tmp_path)])
@@ -142,10 +148,21 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['args.json', 'last.pth']
 
 
+def test_a_run_that_stopped_before_its_first_checkpoint_resumes_from_epoch_1(shapes, tmp_path):
+    import train
+    argv = flags(shapes, tmp_path)
+    run = prepare_train_args(argv).model_dir  # the folder, args.json and log of a run killed in its first epoch
+    train.main(['--resume', run])
+    assert 'training it again from epoch 1' in open(os.path.join(run, 'train.log')).read()
+    assert read_status(run)['status'] == 'finished'
+    train.main(flags(shapes, tmp_path / 'straight'))
+    assert_same_run(Path(run), tmp_path / 'straight' / 'base_exp')
+
+
 def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     import random
     loader_generator = torch.Generator().manual_seed(5)
-    torch.save(rng_state(loader_generator), tmp_path / 'rng.pth')
+    torch.save(rng_state(loader_generator.get_state()), tmp_path / 'rng.pth')
 
     def draw():
         return (random.random(), np.random.rand(), np.random.randn(), torch.rand(3),

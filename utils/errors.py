@@ -1,6 +1,9 @@
 """ConfigError: a mistake in what the user gave (a flag, a list file, a checkpoint), as opposed to a bug.
 The command-line entry points print it as one line and exit 1; a bug still shows its full traceback."""
+import logging
 import sys
+
+log = logging.getLogger('torchbase')
 
 
 class ConfigError(Exception):
@@ -16,9 +19,27 @@ def user_message(e):
 
 
 def run_cli(main):
-    """Runs `main()` and turns a ConfigError into `error: <message>` on stderr and exit status 1."""
+    """Runs `main()`. A ConfigError becomes `error: <message>` and exit status 1, Ctrl-C exit status 130; each,
+    and the traceback of any other error, also goes into the log file of the run or result folder if one was
+    made, so the folder says why it ended."""
     try:
         main()
     except ConfigError as e:
         print(f'error: {user_message(e)}', file=sys.stderr)
+        to_log_file(f'error: {user_message(e)}')
         sys.exit(1)
+    except KeyboardInterrupt:
+        print('stopped by Ctrl-C', file=sys.stderr)
+        to_log_file('stopped by Ctrl-C')
+        sys.exit(130)
+    except Exception:
+        to_log_file('error:', sys.exc_info())
+        raise  # Python prints the traceback and exits with 1
+
+
+def to_log_file(message, exc_info=None):
+    """Writes `message` (and the traceback of exc_info) into the log files that setup_logging opened, if any."""
+    record = logging.LogRecord(log.name, logging.ERROR, __file__, 0, message, None, exc_info)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

@@ -64,7 +64,8 @@ class Logger:
         """Writes epoch_<N>.pth every --save_freq epochs and at the end, and best.pth when the monitored value
         improved, both without what only resuming needs (the optimizer state is often larger than the model);
         then last.pth with everything. last.pth goes last: once it names epoch N, every file of epoch N is
-        complete, whenever the run is killed. The first save makes this run `latest`, the one eval.py picks."""
+        complete, whenever the run is killed. The first end-of-epoch save makes this run `latest`, the one
+        eval.py picks."""
         weights = {k: v for k, v in state.items() if k not in self.RESUME_ONLY}
         if epoch % self.args.save_freq == 0 or epoch == self.args.epochs:
             save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
@@ -72,13 +73,13 @@ class Logger:
         if is_best:
             save_checkpoint(weights, os.path.join(self.args.model_dir, 'best.pth'))
         self.save_resume_point(state)
+        if not self.saved_once:  # after best.pth exists, which is what eval.py reads from the latest run
+            write_latest(self.args.checkpoints_dir, self.args.model_dir)
+            self.saved_once = True
 
     def save_resume_point(self, state):
         """Writes last.pth alone: at the end of an epoch, or in the middle of one when the run is stopped."""
         save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
-        if not self.saved_once:
-            write_latest(self.args.checkpoints_dir, self.args.model_dir)
-            self.saved_once = True
 
     def remove_old_epochs(self):
         """--keep_last N: deletes all but the newest N epoch_<N>.pth (best.pth and last.pth are other files)."""

@@ -1,6 +1,7 @@
 """Resuming a run exactly: which flags a resumed run may change, the random number generator states its
 checkpoints carry, and the signals (SIGTERM, Ctrl-C) that make it stop cleanly at the end of a step."""
 import argparse
+import json
 import os
 import random
 import signal
@@ -19,24 +20,35 @@ from utils.run_status import current_status, read_status
 RESUME_FLAGS = ('epochs', 'num_workers', 'gpus', 'print_freq', 'save_freq', 'keep_last', 'check_data')
 
 
-def resume_args(parser, argv, run_dir):
-    """The args of the run in `run_dir` (from its last.pth), with the flags of `argv` applied on top; raises a
-    ConfigError when the folder is not a resumable run or when `argv` changes the experiment."""
+def saved_args(run_dir):
+    """The args a run was started with: from its last.pth, or from args.json when it stopped before its first
+    checkpoint (it then starts again at epoch 1 in the same folder). The second item is last.pth's epoch."""
+    if os.path.isfile(run_dir):
+        raise ConfigError(f'--resume {run_dir} is a file; pass the run folder that holds it: '
+                          f'--resume {os.path.dirname(run_dir) or "."}')
     last = os.path.join(run_dir, 'last.pth')
-    if not os.path.isfile(last):
-        if os.path.isfile(os.path.join(run_dir, 'args.json')):
-            raise ConfigError(f'--resume {run_dir}: the run has no last.pth (it stopped before its first epoch ended); '
-                              f'start it again with the command in {os.path.join(run_dir, "command.txt")}')
+    if os.path.isfile(last):
+        ckpt = load_checkpoint(last, mmap=True)  # mmap: reads the args, not the tensors
+        if not isinstance(ckpt, dict) or not {'args', 'epoch', 'rng'} <= set(ckpt):
+            raise ConfigError(f'--resume {run_dir}: {last} is not a resumable TorchBase checkpoint (no args, epoch, '
+                              'rng)')
+        return ckpt['args'], ckpt['epoch']
+    args_json = os.path.join(run_dir, 'args.json')
+    if not os.path.isfile(args_json):
         raise ConfigError(f'--resume {run_dir}: not a run folder (no last.pth, no args.json); pass a folder that '
                           'train.py made, e.g. checkpoints/base_exp (python -m utils.runs lists them)')
+    with open(args_json) as f:
+        return json.load(f), 0
+
+
+def resume_args(parser, argv, run_dir):
+    """The args of the run in `run_dir`, with the flags of `argv` applied on top; raises a ConfigError when the
+    folder is not a run, is still running, or when `argv` changes the experiment."""
     status = read_status(run_dir)
     if status and current_status(status) == 'running':  # two processes writing one folder would mix their files
         raise ConfigError(f'--resume {run_dir}: the run is still running (pid {status["pid"]} on {status["host"]}); '
                           f'stop it first (kill -TERM {status["pid"]} saves a resumable checkpoint) or let it finish')
-    ckpt = load_checkpoint(last, mmap=True)  # mmap: reads the args, not the tensors
-    if not isinstance(ckpt, dict) or not {'args', 'epoch', 'rng'} <= set(ckpt):
-        raise ConfigError(f'--resume {run_dir}: {last} is not a resumable TorchBase checkpoint (no args, epoch, rng)')
-    saved = ckpt['args']
+    saved, epochs_done = saved_args(run_dir)
     args = parser.parse_args(argv, namespace=argparse.Namespace(**saved))  # flags not given keep the run's values
     changed = [k for k in saved if k not in ('resume', 'model_dir') + RESUME_FLAGS and getattr(args, k) != saved[k]]
     if changed:
@@ -44,15 +56,19 @@ def resume_args(parser, argv, run_dir):
         raise ConfigError(f'--resume continues the experiment as it was, but {detail} would change it: leave '
                           f'{"it" if len(changed) == 1 else "them"} out, or start a new run. Only '
                           f'{", ".join("--" + k for k in RESUME_FLAGS)} may be given again')
-    if ckpt['epoch'] >= args.epochs:
-        raise ConfigError(f'--resume {run_dir}: all {ckpt["epoch"]} epochs are done; pass --epochs N (N > '
-                          f'{ckpt["epoch"]}) to train longer')
+    if epochs_done >= args.epochs:
+        raise ConfigError(f'--resume {run_dir}: the run has done all the {epochs_done} epochs it had planned '
+                          f'(--epochs {args.epochs}); pass --epochs N with N > {epochs_done} to train longer')
     args.resume = args.model_dir = run_dir
+    run_path, checkpoints = os.path.abspath(run_dir), os.path.abspath(args.checkpoints_dir)
+    if os.path.commonpath([run_path, checkpoints]) != checkpoints:  # moved, or resumed from another folder
+        args.checkpoints_dir = os.path.dirname(run_path)  # where `latest` goes
     return args
 
 
-def rng_state(loader_generator):
-    """Every global random state, and the training loader's generator (it seeds the loader workers), as tensors
+def rng_state(loader_state):
+    """Every global random state, and `loader_state` of the training loader's generator (it seeds the loader
+    workers), as tensors
     and plain values: weights_only=True refuses numpy objects. (The shuffle order needs no state: it is drawn
     from (seed, epoch), see data/sampler.py.)"""
     version, mt, gauss = random.getstate()
@@ -60,7 +76,7 @@ def rng_state(loader_generator):
     return {'python': [version, list(mt), gauss], 'numpy': [torch.from_numpy(np_mt.astype(np.int64)), np_pos,
                                                              np_has_gauss, np_gauss],
             'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            'loader': loader_generator.get_state()}
+            'loader': loader_state}
 
 
 def set_rng_state(state, loader_generator):

@@ -4,6 +4,7 @@ not a symlink: TensorBoard would list the run twice."""
 import logging
 import os
 import shutil
+import sys
 
 from tqdm import tqdm
 
@@ -14,10 +15,10 @@ log = logging.getLogger('torchbase')
 
 
 class TqdmHandler(logging.Handler):
-    """Prints log lines above the progress bars instead of through them."""
+    """Prints log lines above the progress bars instead of through them; errors to stderr."""
 
     def emit(self, record):
-        tqdm.write(self.format(record))
+        tqdm.write(self.format(record), file=sys.stderr if record.levelno >= logging.ERROR else sys.stdout)
 
 
 WARNINGS = logging.getLogger('py.warnings')  # where logging.captureWarnings sends Python warnings

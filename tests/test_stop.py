@@ -1,0 +1,157 @@
+"""Stopping and resuming in-process, at every kind of point: the stop request that SIGTERM or Ctrl-C makes is set
+directly on the Trainer (tests/test_resume.py sends the real signals to real processes)."""
+import os
+import shutil
+import signal
+
+import pytest
+import torch
+
+import train
+from tests.test_resume import EPOCHS, assert_same_run, flags
+from utils.errors import ConfigError, run_cli
+from utils.run_status import read_status
+
+
+def stop_after(monkeypatch, method, n, effect=None):
+    """After the n-th call of Trainer.<method> (counted over every Trainer of the test), `effect(trainer)`; by
+    default it asks for a stop as SIGTERM would."""
+    original = getattr(train.Trainer, method)
+    calls = []
+
+    def counted(self, *a):
+        out = original(self, *a)
+        calls.append(method)
+        if len(calls) == n:
+            (effect or (lambda t: setattr(t.stop, 'received', signal.SIGTERM)))(self)
+        return out
+
+    monkeypatch.setattr(train.Trainer, method, counted)
+
+
+def spy_loader_states(monkeypatch):
+    """{epoch: the train loader generator's state as the epoch starts} (it seeds the loader workers)."""
+    states = {}
+    original = train.Trainer.train_per_epoch
+
+    def spied(self, epoch, skip=0):
+        states[epoch] = self.train_loader.generator.get_state().clone()
+        return original(self, epoch, skip)
+
+    monkeypatch.setattr(train.Trainer, 'train_per_epoch', spied)
+    return states
+
+
+def stopped_position(run):
+    ckpt = torch.load(os.path.join(run, 'last.pth'), weights_only=True)
+    return ckpt['epoch'], ckpt['step']
+
+
+def test_stops_mid_epoch_twice_then_finishes_as_the_uninterrupted_run(shapes, tmp_path, monkeypatch):
+    straight_states = spy_loader_states(monkeypatch)
+    train.main(flags(shapes, tmp_path / 'straight'))
+    straight_states = dict(straight_states)
+    monkeypatch.undo()
+    run = tmp_path / 'stopped' / 'base_exp'
+    stop_after(monkeypatch, 'optimize', 4)  # 3 steps an epoch: epoch 2, step 1
+    with pytest.raises(SystemExit) as stop:
+        train.main(flags(shapes, tmp_path / 'stopped'))
+    assert stop.value.code == 128 + signal.SIGTERM and stopped_position(run) == (1, 1)
+    assert read_status(run)['status'] == 'stopped' and f'--resume {run}' in read_status(run)['message']
+    monkeypatch.undo()
+    stop_after(monkeypatch, 'optimize', 1)  # the resumed run's first step: epoch 2, step 2
+    with pytest.raises(SystemExit):
+        train.main(['--resume', str(run)])
+    assert stopped_position(run) == (1, 2)
+    monkeypatch.undo()
+    resumed_states = spy_loader_states(monkeypatch)
+    train.main(['--resume', str(run)])
+    assert_same_run(run, tmp_path / 'straight' / 'base_exp')
+    # the workers of the resumed epoch get the seeds they would have had: drawn from the same generator state
+    assert set(resumed_states) == {2, 3}
+    assert all(torch.equal(resumed_states[e], straight_states[e]) for e in resumed_states)
+    assert read_status(run)['status'] == 'finished'
+
+
+def test_stop_during_validation_or_at_the_last_step_saves_the_whole_epoch(shapes, tmp_path, monkeypatch):
+    stop_after(monkeypatch, 'compute_loss', 4)  # 3 training steps, then the first validation batch of epoch 1
+    with pytest.raises(SystemExit):
+        train.main(flags(shapes, tmp_path / 'in_val'))
+    run = tmp_path / 'in_val' / 'base_exp'
+    assert stopped_position(run) == (1, 0) and os.path.isfile(run / 'best.pth') and os.path.isfile(run / 'epoch_1.pth')
+    assert (tmp_path / 'in_val' / 'latest').read_text().strip() == 'base_exp'
+    monkeypatch.undo()
+    stop_after(monkeypatch, 'optimize', 3)  # the last training step of epoch 1: validation still runs
+    with pytest.raises(SystemExit):
+        train.main(flags(shapes, tmp_path / 'last_step'))
+    ckpt = torch.load(tmp_path / 'last_step' / 'base_exp' / 'last.pth', weights_only=True)
+    assert (ckpt['epoch'], ckpt['step']) == (1, 0) and {'train/mIoU', 'val/mIoU'} <= set(ckpt['metrics'])
+
+
+def test_a_stop_in_the_first_epoch_does_not_make_the_run_latest(shapes, tmp_path, monkeypatch):
+    """eval.py reads best.pth of the `latest` run: a run stopped before any epoch ended has none."""
+    stop_after(monkeypatch, 'optimize', 1)
+    with pytest.raises(SystemExit):
+        train.main(flags(shapes, tmp_path))
+    assert stopped_position(tmp_path / 'base_exp') == (0, 1)
+    assert not os.path.exists(tmp_path / 'latest') and not os.path.exists(tmp_path / 'base_exp' / 'best.pth')
+
+
+def test_a_second_ctrl_c_exits_130_and_leaves_a_resumable_run(shapes, tmp_path, monkeypatch):
+    def interrupted(trainer):
+        raise KeyboardInterrupt  # what StopSignals raises at a second Ctrl-C
+
+    stop_after(monkeypatch, 'optimize', 5, interrupted)  # epoch 2, step 2: last.pth is epoch 1's
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda: train.main(flags(shapes, tmp_path / 'stopped')))
+    run = tmp_path / 'stopped' / 'base_exp'
+    assert stop.value.code == 130 and stopped_position(run) == (1, 0)
+    assert read_status(run)['status'] == 'stopped'
+    assert 'second Ctrl-C' in (run / 'train.log').read_text()
+    monkeypatch.undo()
+    train.main(['--resume', str(run)])
+    train.main(flags(shapes, tmp_path / 'straight'))
+    assert_same_run(run, tmp_path / 'straight' / 'base_exp')
+
+
+def test_a_non_finite_loss_fails_the_run_and_says_so_in_its_log(shapes, tmp_path, monkeypatch):
+    compute_loss, calls = train.Trainer.compute_loss, []
+
+    def nan_and_stop(self, pred, gt):  # in one step, a NaN loss and a stop request: the NaN wins, nothing is saved
+        calls.append(1)
+        if len(calls) == 3 + 2 + 2:  # epoch 1's 3 training and 2 validation batches, then epoch 2, step 2
+            self.stop.received = signal.SIGTERM
+            return compute_loss(self, pred, gt) * float('nan')
+        return compute_loss(self, pred, gt)
+
+    monkeypatch.setattr(train.Trainer, 'compute_loss', nan_and_stop)
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda: train.main(flags(shapes, tmp_path)))
+    run = tmp_path / 'base_exp'
+    assert stop.value.code == 1 and stopped_position(run) == (1, 0)
+    assert read_status(run)['status'] == 'failed'
+    assert 'error: the loss is not finite at epoch 2, step 2/3' in (run / 'train.log').read_text()
+
+
+def test_resume_of_a_moved_run_and_from_another_folder(shapes, tmp_path, monkeypatch):
+    argv = flags(shapes, 'checkpoints')  # a relative --checkpoints_dir, as by default
+    argv[argv.index('--epochs') + 1] = '1'
+    monkeypatch.chdir(tmp_path)
+    train.main(argv)
+    moved = tmp_path / 'archive' / 'base_exp'
+    shutil.move(tmp_path / 'checkpoints' / 'base_exp', moved)
+    os.mkdir(tmp_path / 'elsewhere')
+    monkeypatch.chdir(tmp_path / 'elsewhere')
+    train.main(['--resume', str(moved), '--epochs', str(EPOCHS)])
+    assert stopped_position(moved) == (EPOCHS, 0)
+    assert (tmp_path / 'archive' / 'latest').read_text().strip() == 'base_exp'  # beside the run, not in elsewhere/
+    assert os.listdir(tmp_path / 'elsewhere') == []
+
+
+def test_an_error_before_the_run_folder_is_made_goes_to_stderr_only(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda: train.main(['--train_list', str(tmp_path / 'missing.txt')]))
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.startswith(f'error: list file {tmp_path / "missing.txt"}')
+    with pytest.raises(ConfigError):
+        train.main(['--train_list', str(tmp_path / 'missing.txt')])
