@@ -80,7 +80,9 @@ def test_eval_names_changed_files_and_how_to_get_the_code_back(run, tmp_path):
     result = read_result(result_dir / 'result.txt')
     assert result['source_changed'] == 'model/base/base_model.py'
     assert result['trained_commit'] == 'abc123 with uncommitted changes'
-    assert result['source_restore'] == f'git checkout abc123 && git apply {other / "uncommitted.patch"}'
+    code = os.path.join(os.path.dirname(provenance.ROOT), os.path.basename(provenance.ROOT) + '_abc123')
+    assert result['source_restore'] == f'git worktree add {code} abc123 && git -C {code} apply ' \
+                                       f'{other / "uncommitted.patch"}'
     assert 'changed since the checkpoint was trained: model/base/base_model.py' in (result_dir / 'eval.log').read_text()
 
 
@@ -112,6 +114,31 @@ def test_dirty_tree_writes_the_patch_and_lists_untracked_files(tmp_path, monkeyp
     info = json.loads((tmp_path / 'run_info.json').read_text())
     assert info['git']['dirty'] is True and info['git']['untracked'] == ['new.py']
     assert '-x = 1\n+x = 2' in (tmp_path / 'uncommitted.patch').read_text()
+
+
+def test_the_patch_on_the_commit_gives_back_the_code_untracked_files_included(tmp_path, monkeypatch):
+    repo = tmp_path / 'repo'
+    (repo / 'model' / 'mine').mkdir(parents=True)
+    git(repo, 'init', '-q')
+    (repo / 'a.py').write_text('x = 1\n')
+    (repo / 'gone.py').write_text('y = 1\n')
+    git(repo, 'add', '.')
+    git(repo, 'commit', '-q', '-m', 'first')
+    (repo / 'a.py').write_text('x = 2\n')  # edited, not staged
+    (repo / 'gone.py').unlink()
+    (repo / 'model' / 'mine' / 'net.py').write_text('class Net: pass\n')  # a new model package, never added
+    (repo / 'model' / 'mine' / 'weights.bin').write_bytes(b'\0' * (provenance.UNTRACKED_SAVED[1] + 1))  # too big
+    monkeypatch.setattr(provenance, 'ROOT', str(repo))
+    monkeypatch.setattr(provenance, 'source_hashes', lambda args: {})
+    write_run_info(make_args(), str(tmp_path))
+    info = json.loads((tmp_path / 'run_info.json').read_text())['git']
+    assert info['untracked'] == ['model/mine/net.py', 'model/mine/weights.bin']
+    assert info['untracked_not_saved'] == ['model/mine/weights.bin']
+    copy = tmp_path / 'copy'  # what source_restore advises: a worktree at the commit, then the patch
+    git(repo, 'worktree', 'add', '-q', str(copy), info['commit'])
+    git(copy, 'apply', str(tmp_path / 'uncommitted.patch'))
+    assert (copy / 'a.py').read_text() == 'x = 2\n' and not (copy / 'gone.py').exists()
+    assert (copy / 'model' / 'mine' / 'net.py').read_text() == 'class Net: pass\n'
 
 
 def test_outside_a_git_checkout_a_plain_note(tmp_path, monkeypatch):

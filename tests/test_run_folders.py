@@ -114,6 +114,18 @@ def test_runs_lists_every_run_and_diffs_two(shapes, tmp_path, capsys):
     assert [line.split()[0] for line in out] == ['flag', '--lr', '--save_prefix', 'best']
     assert out[1].split() == ['--lr', '0.003', '0.01'] and out[2].split() == ['--save_prefix', '"exp"', '"fast"']
     assert out[3].count('val/mIoU') == 2 and out[3].count('(finished)') == 2
+    # same flags can still train a different model: a flag only one run has, another commit, edited model code
+    fast = tmp_path / 'base_fast'
+    args = json.loads((fast / 'args.json').read_text())
+    (fast / 'args.json').write_text(json.dumps(dict(args, new_flag=None)))
+    info = json.loads((fast / 'run_info.json').read_text())
+    info['git'] = {'commit': 'f' * 40, 'dirty': True}
+    info['source_hashes']['model/base/base_model.py'] = '0' * 64
+    (fast / 'run_info.json').write_text(json.dumps(info))
+    runs.main(['--checkpoints_dir', str(tmp_path), '--diff', 'base_exp', 'base_fast'])
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows['--new_flag'] == ['-', 'null'] and rows['commit'][1] == 'ffffffff+dirty'
+    assert rows['source'] == ['differs', 'model/base/base_model.py']
 
 
 def test_load_match_dict_report_is_saved_in_the_run_folder(shapes, tmp_path):

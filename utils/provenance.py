@@ -20,24 +20,35 @@ log = logging.getLogger('torchbase')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: train.py's folder
 
 
-def git(*argv):
-    """Output of `git <argv>` run in the project, or None when git or the checkout is missing.
-    A list of arguments, never a shell string: nothing the user typed is ever run by a shell."""
+def git(*argv, ok=(0,)):
+    """Output of `git <argv>` run in the project, or None when git or the checkout is missing (or the exit status
+    is not in `ok`). A list of arguments, never a shell string: nothing the user typed is ever run by a shell."""
     try:
         out = subprocess.run(['git', '-C', ROOT, *argv], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout if out.returncode == 0 else None
+    return out.stdout if out.returncode in ok else None
+
+
+UNTRACKED_SAVED = 50, 256 * 1024  # the patch carries at most this many untracked files, of at most this size
 
 
 def git_info():
-    """{'commit', 'dirty', 'untracked', 'diff'}; without a checkout, {'commit': None, 'note': why}."""
+    """{'commit', 'dirty', 'untracked', 'untracked_not_saved', 'diff'}; without a checkout, {'commit': None, 'note'}.
+    The diff holds the staged and unstaged changes to tracked files, and the untracked files as new ones (a new
+    model package is code too) except big ones or too many, likely data: those are only listed."""
     commit = git('rev-parse', 'HEAD')
     if commit is None:
         return {'commit': None, 'note': f'{ROOT} is not a git checkout (or git is not installed): no commit recorded'}
-    diff = git('diff', 'HEAD', '--binary') or ''  # staged and unstaged changes to tracked files
-    untracked = (git('ls-files', '--others', '--exclude-standard') or '').split()
-    return {'commit': commit.strip(), 'dirty': bool(diff or untracked), 'untracked': untracked, 'diff': diff}
+    diff = git('diff', 'HEAD', '--binary') or ''
+    untracked = [f for f in (git('ls-files', '-z', '--others', '--exclude-standard') or '').split('\0') if f]
+    count, size = UNTRACKED_SAVED
+    path = {f: os.path.join(ROOT, f) for f in untracked}
+    saved = [f for f in untracked if os.path.isfile(path[f]) and os.path.getsize(path[f]) <= size][:count]
+    for f in saved:  # --no-index compares any two files; exit status 1 means they differ, as they do here
+        diff += git('diff', '--no-index', '--binary', '--', os.devnull, f, ok=(0, 1)) or ''
+    return {'commit': commit.strip(), 'dirty': bool(diff or untracked), 'untracked': untracked,
+            'untracked_not_saved': [f for f in untracked if f not in saved], 'diff': diff}
 
 
 def package_versions():
@@ -128,9 +139,12 @@ def source_check(ckpt, args, ckpt_path):
              'source_changed': ' '.join(changed) or 'none'}
     if changed:
         patch = os.path.join(os.path.dirname(os.path.abspath(ckpt_path)), 'uncommitted.patch')
-        restore = f'git checkout {commit}' if commit else 'the code of the training run (not a git checkout then)'
+        # a worktree of its own beside the project: the code checked out now, and its edits, stay as they are
+        code = os.path.join(os.path.dirname(ROOT), f'{os.path.basename(ROOT)}_{(commit or "")[:8]}')
+        restore = f'git worktree add {code} {commit}' if commit else \
+            'the code of the training run (not a git checkout then)'
         if dirty:
-            restore += f' && git apply {patch}' if os.path.isfile(patch) else ' plus its uncommitted changes'
+            restore += f' && git -C {code} apply {patch}' if os.path.isfile(patch) else ' plus its uncommitted changes'
         found['source_restore'] = restore
         log.warning(f'The code that defines this model or its data changed since the checkpoint was trained: '
                     f'{", ".join(changed)}. Results may differ from the training run\'s; to get its code back: '

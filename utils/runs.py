@@ -58,12 +58,24 @@ def resolve(run, checkpoints_dir):
                       'python -m utils.runs lists the runs')
 
 
+def shown(args, name):
+    return json.dumps(args[name]) if name in args else '-'
+
+
 def diff(run_a, run_b):
-    """The flags whose values differ (`-`: a flag only one run has), then both runs' best values and status."""
+    """The flags whose values differ (`-`: a flag only one run has), the commits and the model and data source
+    files when they differ, then both runs' best values and status."""
     a, b = (read_json(os.path.join(r, 'args.json')) for r in (run_a, run_b))
-    rows = [[f'--{k}', json.dumps(a.get(k, '-')), json.dumps(b.get(k, '-'))] for k in sorted(set(a) | set(b))
-            if k not in NOT_EXPERIMENT and a.get(k, '-') != b.get(k, '-')]
-    rows.append(['best'] + [f'{run_row(r)["best"]} ({run_row(r)["status"]})' for r in (run_a, run_b)])
+    rows = [[f'--{k}', shown(a, k), shown(b, k)] for k in sorted(set(a) | set(b))
+            if k not in NOT_EXPERIMENT and shown(a, k) != shown(b, k)]
+    row_a, row_b = run_row(run_a), run_row(run_b)
+    if row_a['commit'] != row_b['commit']:
+        rows.append(['commit', row_a['commit'], row_b['commit']])
+    hashes_a, hashes_b = (read_json(os.path.join(r, 'run_info.json')).get('source_hashes', {}) for r in (run_a, run_b))
+    changed = sorted(f for f in set(hashes_a) | set(hashes_b) if hashes_a.get(f) != hashes_b.get(f))
+    if changed:  # the same flags can still train a different model when its code changed in between
+        rows.append(['source differs', ' '.join(changed), ''])
+    rows.append(['best', f'{row_a["best"]} ({row_a["status"]})', f'{row_b["best"]} ({row_b["status"]})'])
     return table(['flag', run_a, run_b], rows)
 
 
