@@ -13,6 +13,7 @@ from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
 from options import prepare_test_args
 from utils.checkpoint import load_checkpoint, write_text
+from utils.dist import all_gather, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
 from utils.provenance import file_sha256, source_check
 from utils.run_dir import remove_run_dir
@@ -29,22 +30,30 @@ class Evaluator:
         self.device = get_device(args)
         model = select_model(args)
         load_model_weights(model, args.load_model_path, strict=not args.load_not_strict)
-        self.model = equip_multi_gpu(model.to(self.device), args).eval()
+        model = model.to(self.device)
+        # under torchrun each process evaluates its share of the list (data/sampler.py): no wrapper needed
+        self.model = (model if is_distributed() else equip_multi_gpu(model, args)).eval()
         self.val_loader = select_eval_loader(args)
         self.metrics = SegMetrics(args.class_names, args.ignore_index)
         # Has the code that defines this model or its data changed since training? Said in the log and result.txt.
         self.provenance = source_check(load_checkpoint(args.load_model_path, mmap=True), args, args.load_model_path)
-        if args.save_viz:
+        self.pictures = []  # under torchrun: those of this process, which rank 0 saves at the end
+        if args.save_viz and is_main():
             os.makedirs(os.path.join(args.result_dir, 'viz'), exist_ok=True)
 
     @torch.no_grad()
     def eval(self):
-        for i, data in enumerate(tqdm(self.val_loader, desc='eval', dynamic_ncols=True)):
+        for i, data in enumerate(tqdm(self.val_loader, desc='eval', dynamic_ncols=True, disable=not is_main())):
             img, pred, gt = self.step(data)
             self.compute_metrics(pred, gt)
             if self.args.save_viz:
                 self.viz_per_batch(img, pred, gt, i)
+        if self.args.save_viz:
+            self.save_pictures([p for pictures in all_gather(self.pictures)[1:] for p in pictures])
+        self.metrics.sync()  # under torchrun: the confusion matrices of all processes added up
         scores = self.metrics.compute()
+        if not is_main():
+            return scores
         lines = [f'{name}: {value:.4f}' for name, value in scores.items()]
         lines += [f'checkpoint: {self.args.load_model_path}',
                   f'checkpoint_sha256: {file_sha256(self.args.load_model_path)}',
@@ -67,24 +76,40 @@ class Evaluator:
         self.metrics.update(pred, gt)
 
     def viz_per_batch(self, img, pred, gt, step):
-        """Saves a picture for every sample whose index in the list is a multiple of --viz_freq, so the
-        same samples are drawn whatever the batch size."""
+        """Draws every sample whose index in the list is a multiple of --viz_freq, so the same samples are drawn
+        whatever the batch size or number of processes."""
         first = step * self.args.batch_size  # only the last batch can be smaller, so this is exact
+        pictures = []
         for j in range(img.shape[0]):
-            if (first + j) % self.args.viz_freq == 0:
-                panel = make_panel(denormalize(img[j]), pred[j].argmax(0).cpu().numpy(), gt[j].cpu().numpy(),
-                                   self.args.ignore_index)
-                save_image(os.path.join(self.args.result_dir, 'viz', f'{first + j:05d}.png'), panel)
+            index = self.val_loader.sampler.indices[first + j]  # in the list (a process sees every N-th sample)
+            if index % self.args.viz_freq == 0:
+                pictures.append((index, make_panel(denormalize(img[j]), pred[j].argmax(0).cpu().numpy(),
+                                                   gt[j].cpu().numpy(), self.args.ignore_index)))
+        if is_main():
+            self.save_pictures(pictures)
+        else:
+            self.pictures += pictures
+
+    def save_pictures(self, pictures):
+        for index, panel in pictures:
+            save_image(os.path.join(self.args.result_dir, 'viz', f'{index:05d}.png'), panel)
 
 
 def main(argv=None):
-    args = prepare_test_args(argv)
     try:
-        evaluator = Evaluator(args)
-    except ConfigError:  # e.g. a checkpoint that does not fit: leave no result folder
-        remove_run_dir(args.result_dir)
+        args = prepare_test_args(argv)  # under torchrun, every process joins the group here
+        try:
+            evaluator = Evaluator(args)
+        except ConfigError:  # e.g. a checkpoint that does not fit: leave no result folder
+            if is_main():
+                remove_run_dir(args.result_dir)
+            raise
+        return evaluator.eval()
+    except (Exception, KeyboardInterrupt):
+        close_distributed(wait=False)  # another process may be gone: do not wait for it
         raise
-    return evaluator.eval()
+    finally:
+        close_distributed()
 
 
 if __name__ == '__main__':

@@ -1,7 +1,9 @@
 """Segmentation metrics computed from one confusion matrix accumulated over a whole set, so they do not
 depend on the batch size (averaging per-batch IoUs would). Pixels equal to --ignore_index are left out.
-EDIT ME: for another task, keep the update()/compute() shape and return your own metrics by name."""
+EDIT ME: for another task, keep the update()/sync()/compute() shape and return your own metrics by name."""
 import torch
+
+from utils.dist import all_reduce
 
 
 def confusion_matrix(pred, gt, num_classes, ignore_index):
@@ -42,6 +44,11 @@ class SegMetrics:
             pred = pred.argmax(1)
         cm = confusion_matrix(pred, gt, len(self.class_names), self.ignore_index)
         self.cm = cm if self.cm is None else self.cm + cm
+
+    def sync(self):
+        """Under torchrun: adds up the confusion matrices of all processes, so that compute() scores the whole set."""
+        n = len(self.class_names)
+        self.cm = all_reduce(self.cm if self.cm is not None else torch.zeros(n, n, dtype=torch.int64))
 
     def compute(self):
         cm = self.cm if self.cm is not None else torch.zeros(len(self.class_names), len(self.class_names))

@@ -1,12 +1,9 @@
-"""Every flag of train.py and eval.py. parse_common_args declares those both need, so none is given at
-training time and forgotten at test time. prepare_train_args / prepare_test_args parse and check the flags,
-create the run or result folder, save the args there and start its log. Every args.X used anywhere is
-declared here."""
+"""Every flag of train.py and eval.py (every args.X used anywhere is declared here). parse_common_args declares
+those both need, so none is given at training time and forgotten at test time. prepare_train_args /
+prepare_test_args parse and check the flags, create the run or result folder, save the args and start its log."""
 import argparse
-import json
 import logging
 import os
-import shlex
 import sys
 
 import torch
@@ -17,11 +14,12 @@ from data.list_dataset import ListDataset, read_list
 from data.make_shapes import CLASS_NAMES, DEMO_DIR, ensure_demo_data
 from loss import type2loss
 from model.model_entry import select_model, type2model
-from utils.checkpoint import load_checkpoint, write_text
+from utils.checkpoint import load_checkpoint
+from utils.dist import init_distributed, is_main, on_main
 from utils.errors import ConfigError
 from utils.provenance import write_run_info
 from utils.resume import resume_args
-from utils.run_dir import close_logging, make_run_dir, read_latest, setup_logging
+from utils.run_dir import close_logging, make_run_dir, read_latest, save_args, save_command, setup_logging
 from utils.torch_utils import check_fit, check_gpus, get_state_dict
 
 # The flags that define the model. eval.py takes them from the checkpoint unless its command line gives them.
@@ -59,6 +57,8 @@ def parse_common_args(parser):
     group.add_argument('--num_workers', type=int, default=0,
                        help='data loading processes; 0 loads in the main one, which measured fastest for the demo '
                             'on 2 cores. Raise it with more cores or images that are slow to decode')
+    group.add_argument('--dist_timeout', type=int, default=600,
+                       help='under torchrun: seconds a process waits for the others before it fails')
     group.add_argument('--deterministic', action='store_true',
                        help='deterministic algorithms only (slower on GPU); an op without one is logged, not fatal')
     return parser
@@ -81,6 +81,8 @@ def parse_train_args(parser):
     group.add_argument('--save_freq', type=int, default=1, help='write epoch_<N>.pth every this many epochs')
     group.add_argument('--keep_last', type=int, default=0,
                        help='keep only the newest N epoch_<N>.pth (0: all); best.pth and last.pth are always kept')
+    group.add_argument('--sync_bn', action='store_true',
+                       help='under torchrun on GPUs: BatchNorm statistics over the batches of all processes')
     group.add_argument('--resume', default='',
                        help='a run folder: continue it from its last.pth with its own flags (see utils/resume.py)')
     group.add_argument('--print_freq', type=int, default=10, help='refresh the shown loss every this many steps')
@@ -113,29 +115,14 @@ def check_args(args):
             problems.append(f'--{name} must be 0 or more, got {getattr(args, name)}')
     if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
         problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
+    if getattr(args, 'sync_bn', False) and not torch.cuda.is_available():
+        problems.append('--sync_bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU): leave it out')
     if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
         problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
     if problems:
         raise ConfigError('\n  '.join(['invalid arguments:'] + problems))
     if args.gpus:
         check_gpus(args.gpus)
-
-
-def save_args(args, save_dir):
-    """Writes args.json; argparse.Namespace(**json.load(f)) gives the same args back."""
-    write_text(os.path.join(save_dir, 'args.json'), json.dumps(vars(args), indent=2, sort_keys=True) + '\n')
-
-
-def command_line(script, argv):
-    """The command line, with the folder and interpreter it runs in: pasted into a shell, it runs again."""
-    return f'cd {shlex.quote(os.getcwd())} && {shlex.quote(sys.executable)} {script} {shlex.join(argv)}'.rstrip()
-
-
-def save_command(save_dir, script, argv, append=False):
-    """Writes command.txt; a resumed run appends its command below the one that started it."""
-    path = os.path.join(save_dir, 'command.txt')
-    before = open(path).read() if append and os.path.isfile(path) else ''
-    write_text(path, before + command_line(script, argv) + '\n')
 
 
 def start_folder(args, folder, script, argv):
@@ -202,10 +189,20 @@ def make_parser(description):
 
 
 def prepare_train_args(argv=None):
+    """Parses and checks the flags, makes the run folder (or reopens the one --resume names) and starts its log.
+    Under torchrun every process joins the group, rank 0 alone checks and writes, and all get its args."""
     close_logging()  # until this run's folder exists, errors go to the console only, not to an earlier run's log
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = parse_train_args(make_parser('Train a model.'))
     args = parser.parse_args(argv)
+    init_distributed(args)
+    args = argparse.Namespace(**on_main(lambda: vars(make_train_folder(parser, argv, args))))
+    if not is_main():
+        setup_logging(None)
+    return args
+
+
+def make_train_folder(parser, argv, args):
     if args.resume:  # the run's own args, with the flags that may change applied
         args = resume_args(parser, argv, args.resume)
     check_args(args)
@@ -229,6 +226,14 @@ def prepare_test_args(argv=None):
                                          f'({", ".join(MODEL_ARGS + DATA_ARGS)}) take the values the '
                                          'checkpoint was trained with.'))
     args = parser.parse_args(argv)
+    init_distributed(args)
+    args = argparse.Namespace(**on_main(lambda: vars(make_result_folder(argv, args))))
+    if not is_main():
+        setup_logging(None)
+    return args
+
+
+def make_result_folder(argv, args):
     if not args.load_model_path:
         args.load_model_path = os.path.join(read_latest(args.checkpoints_dir), 'best.pth')
         argv += ['--load_model_path', args.load_model_path]  # so that command.txt evaluates this one again

@@ -1,7 +1,6 @@
 """Trains the model chosen by --model_type on --train_list and validates it on --val_list after each epoch.
 Run: python train.py [flags]   (python train.py -h lists them; with no flags it trains the demo task)
 A new task usually edits only step, compute_loss, compute_metrics and gen_imgs_to_write."""
-import json
 import logging
 import os
 import signal
@@ -15,14 +14,16 @@ from data.data_entry import select_eval_loader, select_train_loader
 from loss import select_loss
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
-from options import command_line, prepare_train_args
-from utils.checkpoint import load_checkpoint, write_text
-from utils.errors import ConfigError, run_cli, user_message
+from options import prepare_train_args
+from utils.checkpoint import load_checkpoint
+from utils.dist import all_gather, all_reduce, broadcast_buffers, close_distributed, is_main, world_size
+from utils.errors import ConfigError, run_cli
 from utils.logger import Logger
 from utils.provenance import provenance
-from utils.resume import StopSignals, rng_state, set_rng_state
+from utils.resume import own, resume_position, rng_state, set_rng_state
 from utils.run_dir import remove_run_dir
 from utils.run_status import RunStatus
+from utils.stop import StopSignals
 from utils.torch_utils import get_device, load_model_weights, set_seed
 from utils.viz import make_panel
 
@@ -43,9 +44,7 @@ class Trainer:
         last = os.path.join(args.resume, 'last.pth') if args.resume else ''
         ckpt = load_checkpoint(last) if os.path.isfile(last) else None
         if args.load_model_path and not ckpt:
-            report = load_model_weights(self.raw_model, args.load_model_path, strict=not args.load_not_strict)
-            if report:  # load_match_dict's: which tensors were loaded, and which not
-                write_text(os.path.join(args.model_dir, 'load_match_dict.json'), json.dumps(report, indent=2))
+            load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict, args.model_dir)
         self.model = equip_multi_gpu(self.raw_model.to(self.device), args)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, betas=(args.momentum, args.beta),
                                           weight_decay=args.weight_decay)
@@ -71,11 +70,9 @@ class Trainer:
             raise ConfigError(f'--monitor {self.args.monitor!r} is not recorded; choose one of {", ".join(known)}')
 
     def train(self):
-        """Epochs start_epoch..--epochs. Stopped by SIGTERM or Ctrl-C, it saves a resumable last.pth and exits
-        with 128 + the signal number; on an error it marks the run failed (status.json) and re-raises."""
-        self.status.update()
+        """Epochs start_epoch..--epochs. SIGTERM or Ctrl-C: saves a resumable last.pth, exits with 128 + signal."""
         try:
-            with self.stop:
+            with self.status.tracking(), self.stop:  # status.json: running, then finished, stopped or failed
                 for epoch in range(self.start_epoch, self.args.epochs + 1):
                     done = self.train_per_epoch(epoch, self.start_step if epoch == self.start_epoch else 0)
                     if done < self.steps_per_epoch:  # stopped mid-epoch; a stop in validation waits for its end
@@ -83,20 +80,10 @@ class Trainer:
                         self.exit_stopped(epoch, done)
                     self.val_per_epoch(epoch)
                     self.end_epoch(epoch)
-                    if self.stop.received and epoch < self.args.epochs:
+                    if self.stop.agreed() and epoch < self.args.epochs:
                         self.exit_stopped(epoch, self.steps_per_epoch)
-        except KeyboardInterrupt:  # a second Ctrl-C: no time to save; last.pth is the previous save, if any
-            self.status.update(status='stopped', message=f'resume: {self.resume_command()}')
-            log.info(f'Stopped at once by a second Ctrl-C. Resume from the last checkpoint with:\n'
-                     f'  {self.resume_command()}')
-            raise
-        except BaseException as e:
-            if self.status.fields['status'] == 'running':
-                self.status.update(status='failed', message=user_message(e) or type(e).__name__)
-            raise
         finally:
             self.logger.close()
-        self.status.update(status='finished')
         log.info(f'Done. Checkpoints and curves: {self.args.model_dir} '
                  f'(tensorboard --logdir {self.args.checkpoints_dir})')
 
@@ -109,7 +96,7 @@ class Trainer:
         # saved mid-epoch stores the state from before that draw, so the resumed epoch draws the same seeds.
         self.loader_state = self.train_loader.generator.get_state()
         bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True,
-                   initial=skip, total=self.steps_per_epoch)
+                   initial=skip, total=self.steps_per_epoch, disable=not is_main())
         for i, data in enumerate(bar, start=skip):
             img, pred, label = self.step(data)
             loss = self.compute_loss(pred, label)
@@ -122,7 +109,8 @@ class Trainer:
                 bar.set_postfix(loss=f'{loss.item():.4f}')  # .item() waits for the device: only every print_freq
                 self.check_loss(epoch)
                 self.status.beat()
-            if self.stop.received and i + 1 < self.steps_per_epoch:  # before asking the loader for another batch
+            # before asking the loader for another batch (under torchrun, the processes agree every print_freq steps)
+            if self.stop.agreed(i + 1, self.args.print_freq) and i + 1 < self.steps_per_epoch:
                 self.check_loss(epoch)
                 return i + 1
         self.check_loss(epoch)
@@ -133,7 +121,9 @@ class Trainer:
     @torch.no_grad()
     def val_per_epoch(self, epoch):
         self.model.eval()
-        for i, data in enumerate(tqdm(self.val_loader, desc=f'val {epoch}', leave=False, dynamic_ncols=True)):
+        broadcast_buffers(self.raw_model)  # under torchrun: every process validates rank 0's model, the one saved
+        for i, data in enumerate(tqdm(self.val_loader, desc=f'val {epoch}', leave=False, dynamic_ncols=True,
+                                      disable=not is_main())):
             img, pred, label = self.step(data)
             self.logger.record_scalar('val/loss', self.compute_loss(pred, label), n=img.shape[0])
             self.compute_metrics(pred, label, is_train=False)
@@ -163,7 +153,9 @@ class Trainer:
         self.metrics['train' if is_train else 'val'].update(pred.detach(), gt)
 
     def record_metrics(self, phase):
-        """Records the metrics of the whole epoch (one confusion matrix, not a mean of batches)."""
+        """Records the metrics of the whole epoch (one confusion matrix, not a mean of batches; under torchrun,
+        that of all the processes)."""
+        self.metrics[phase].sync()
         for name, value in self.metrics[phase].compute().items():
             self.logger.record_scalar(f'{phase}/{name}', value)
         self.metrics[phase].reset()
@@ -195,7 +187,7 @@ class Trainer:
 
     def check_loss(self, epoch):
         """Stops the run at a non-finite loss, before a checkpoint can save the weights it spoilt."""
-        step = int(self.bad_loss_step)
+        step = int(all_reduce(self.bad_loss_step, op='max'))  # under torchrun: a NaN in any process stops all
         if step >= 0:
             raise ConfigError(f'the loss is not finite at epoch {epoch}, step {step + 1}/{self.steps_per_epoch}; '
                               f'the run stopped, its last good checkpoint is {self.args.model_dir}/last.pth if any. '
@@ -203,16 +195,10 @@ class Trainer:
 
     def exit_stopped(self, epoch, step):
         """After a stop signal: says how to resume and exits with 128 + the signal number, as the shell does."""
-        command = self.resume_command()
-        self.status.update(status='stopped', message=f'resume: {command}')
         where = f'after epoch {epoch}' if step == self.steps_per_epoch else \
             f'at epoch {epoch}, step {step}/{self.steps_per_epoch}'
-        log.info(f'Stopped by {signal.Signals(self.stop.received).name} {where}; last.pth saved. Resume with:\n'
-                 f'  {command}')
+        self.status.stopped(f'by {signal.Signals(self.stop.received).name} {where}; last.pth saved')
         raise SystemExit(128 + self.stop.received)
-
-    def resume_command(self):
-        return command_line('train.py', ['--resume', self.args.model_dir])
 
     def checkpoint_state(self, epoch, step, scalars):
         """Everything to rebuild the model and to resume exactly: `epoch` epochs done, plus `step` steps of the
@@ -220,36 +206,44 @@ class Trainer:
         file loads with torch.load(weights_only=True)."""
         state = {'model': self.raw_model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'epoch': epoch,
                  'step': step, 'args': dict(vars(self.args)), 'metrics': scalars, 'best_metric': self.best_metric,
-                 'best_epoch': self.best_epoch, **self.provenance,
-                 'rng': rng_state(self.loader_state if step else self.train_loader.generator.get_state())}
-        if step:
-            state['partial'] = {'sums': self.logger.recorder.sums, 'counts': self.logger.recorder.counts,
-                                'confusion': self.metrics['train'].cm}
+                 'best_epoch': self.best_epoch, **self.provenance, 'world_size': world_size(),  # each process's:
+                 'rng': all_gather(rng_state(self.loader_state if step else self.train_loader.generator.get_state()))}
+        if step:  # each process's partial sums, like its RNG states
+            sums = {k: v.cpu() if torch.is_tensor(v) else v for k, v in self.logger.recorder.sums.items()}
+            state['partial'] = all_gather({'sums': sums, 'counts': self.logger.recorder.counts,
+                                           'confusion': self.metrics['train'].cm.cpu()})
         return state
 
     def load_resume_state(self, ckpt):
         self.raw_model.load_state_dict(ckpt['model'])
         self.optimizer.load_state_dict(ckpt['optimizer'])
         self.best_metric, self.best_epoch = ckpt['best_metric'], ckpt['best_epoch']
-        self.start_epoch, self.start_step = ckpt['epoch'] + 1, ckpt['step']
-        if ckpt['step']:
-            partial = ckpt['partial']
+        self.start_epoch, self.start_step, index = resume_position(ckpt)  # index: this process's in per-process lists
+        if self.start_step:
+            partial = own(ckpt['partial'], index)
             self.logger.recorder.sums, self.logger.recorder.counts = partial['sums'], partial['counts']
             self.metrics['train'].cm = partial['confusion'].to(self.device)
         # last: nothing may draw a random number between here and the first step
-        set_rng_state(ckpt['rng'], self.train_loader.generator)
+        set_rng_state(own(ckpt['rng'], index), self.train_loader.generator)
         log.info(f'Resumed at epoch {self.start_epoch}, step {self.start_step}/{self.steps_per_epoch}')
 
 
 def main(argv=None):
-    args = prepare_train_args(argv)
+    trainer = None
     try:
-        trainer = Trainer(args)
-    except ConfigError:  # e.g. an unknown --monitor: nothing ran, so leave no run folder (but keep a resumed one)
-        if not args.resume:
-            remove_run_dir(args.model_dir)
+        args = prepare_train_args(argv)  # under torchrun, every process joins the group here
+        try:
+            trainer = Trainer(args)
+        except ConfigError:  # e.g. an unknown --monitor: nothing ran, so leave no run folder (but keep a resumed one)
+            if not args.resume and is_main():
+                remove_run_dir(args.model_dir)
+            raise
+        trainer.train()
+    except (Exception, KeyboardInterrupt):
+        close_distributed(trainer, wait=False)  # another process may be gone: do not wait for it
         raise
-    trainer.train()
+    finally:
+        close_distributed(trainer)
 
 
 if __name__ == '__main__':

@@ -6,9 +6,9 @@ from torch.utils.data import DataLoader
 from data.list_dataset import ListDataset
 from data.make_shapes import ensure_demo_data
 from data.mem_list_dataset import MemListDataset
-from data.sampler import EpochSampler
+from data.sampler import make_sampler
 from utils.errors import ConfigError
-from utils.resume import ignore_stop_signals
+from utils.stop import ignore_stop_signals
 
 type2data = {  # --data_type name -> Dataset class; only the chosen one is built. EDIT ME: add yours
     'list': ListDataset,
@@ -23,17 +23,17 @@ def get_dataset_by_type(args, is_train):
     return type2data[args.data_type](args, is_train)
 
 
-def make_loader(dataset, args, shuffle):
-    # The order is EpochSampler's: a function of (--seed, epoch), set each epoch by the Trainer.
-    return DataLoader(dataset, batch_size=args.batch_size, sampler=EpochSampler(len(dataset), args.seed, shuffle),
+def make_loader(dataset, args, is_train):
+    # The order is a function of (--seed, epoch), set each epoch by the Trainer; under torchrun, this process's share.
+    return DataLoader(dataset, batch_size=args.batch_size, sampler=make_sampler(len(dataset), args.seed, is_train),
                       num_workers=args.num_workers, worker_init_fn=ignore_stop_signals,
                       pin_memory=torch.cuda.is_available(),  # page-locked buffers make .to(cuda) asynchronous
                       generator=torch.Generator().manual_seed(args.seed))  # worker seeds: leaves the global RNG alone
 
 
 def select_train_loader(args):
-    return make_loader(get_dataset_by_type(args, True), args, shuffle=True)
+    return make_loader(get_dataset_by_type(args, True), args, is_train=True)
 
 
 def select_eval_loader(args):
-    return make_loader(get_dataset_by_type(args, False), args, shuffle=False)
+    return make_loader(get_dataset_by_type(args, False), args, is_train=False)

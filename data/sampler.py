@@ -1,9 +1,11 @@
-"""EpochSampler: the training order as a function of (seed, epoch) alone, so a resumed run sees the same
-batches as an uninterrupted one, whatever the number of loader workers.
-Each index it yields also carries the epoch (EpochIndex), so a dataset can draw its augmentation from
+"""Samplers whose order is a function of (seed, epoch) alone, so a resumed run sees the same batches as an
+uninterrupted one, whatever the number of loader workers; under torchrun each process takes its share.
+Each training index also carries its epoch (EpochIndex), so a dataset can draw its augmentation from
 (seed, epoch, index) even inside persistent loader workers, which never see a set_epoch call."""
-import numpy as np
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler, Sampler
+
+from utils.dist import rank, world_size
+from utils.errors import ConfigError
 
 
 class EpochIndex(int):
@@ -18,25 +20,44 @@ class EpochIndex(int):
         return EpochIndex, (int(self), self.epoch)
 
 
-class EpochSampler(Sampler):
-    """Yields a permutation of range(n) (or range(n) itself when shuffle is False) drawn from (seed, epoch).
-    set_epoch(epoch, skip) chooses the epoch and skips its first `skip` samples: resuming mid-epoch is
-    skipping the batches already trained on."""
+class EpochSampler(DistributedSampler):
+    """The training order: DistributedSampler's permutation drawn from seed + epoch, padded by repeating a few
+    samples so that every process gets as many (one process gets the whole permutation). set_epoch(epoch, skip)
+    chooses the epoch and skips its first `skip` samples: resuming mid-epoch is skipping the batches trained on."""
 
-    def __init__(self, n, seed, shuffle=True):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
-        self.epoch, self.skip = 0, 0
+    def __init__(self, n, seed, num_replicas=1, rank=0):
+        super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.skip = 0
 
     def set_epoch(self, epoch, skip=0):
-        self.epoch, self.skip = epoch, skip
-
-    def order(self):
-        if not self.shuffle:
-            return list(range(self.n))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist()
+        super().set_epoch(epoch)
+        self.skip = skip
 
     def __iter__(self):
-        return (EpochIndex(i, self.epoch) for i in self.order()[self.skip:])
+        return (EpochIndex(i, self.epoch) for i in list(super().__iter__())[self.skip:])
 
     def __len__(self):
-        return self.n - self.skip
+        return self.num_samples - self.skip
+
+
+class ShardSampler(Sampler):
+    """Evaluation order: samples rank, rank + N, rank + 2N, ... of N processes, without padding, so that every
+    sample is counted exactly once when the processes add up their metrics."""
+
+    def __init__(self, n, num_replicas=1, rank=0):
+        if n < num_replicas:  # a process without a sample would have no metrics to add up
+            raise ConfigError(f'{n} samples to evaluate for {num_replicas} processes: each needs one at least; '
+                              'start fewer processes (torchrun --nproc_per_node) or evaluate a longer list')
+        self.indices = list(range(rank, n, num_replicas))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def make_sampler(n, seed, is_train):
+    """The training or the evaluation order of n samples; under torchrun, this process's share of it."""
+    shard = dict(num_replicas=world_size(), rank=rank())
+    return EpochSampler(n, seed, **shard) if is_train else ShardSampler(n, **shard)

@@ -6,6 +6,7 @@ from model.base import BaseModel
 from model.best import BestModel
 from model.better import BetterModel
 from model.sota import SotaModel
+from utils.dist import is_distributed, wrap_ddp
 from utils.errors import ConfigError
 
 type2model = {  # --model_type name -> nn.Module class; only the chosen one is built. EDIT ME: add yours
@@ -23,8 +24,10 @@ def select_model(args):
 
 
 def equip_multi_gpu(model, args):
-    """Wraps the model in DataParallel over --gpus when more than one is listed. Keep a reference to the
-    unwrapped model for saving: DataParallel's state dict would prefix every key with `module.`."""
+    """Under torchrun, DistributedDataParallel (utils/dist.py); else DataParallel over --gpus when several are
+    listed. Keep a reference to the unwrapped model for saving: both prefix every state dict key with `module.`."""
+    if is_distributed():
+        return wrap_ddp(model, args)
     if args.gpus and len(args.gpus) > 1:
         model = nn.DataParallel(model, device_ids=args.gpus)
     return model

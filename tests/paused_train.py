@@ -1,7 +1,9 @@
 """Runs train.py in a test's subprocess, pausing at one step so that the test can signal a real training process
 at a known point. Usage: python -m tests.paused_train PROGRESS_FILE PAUSE_AT [train.py flags]
 Before each call of Trainer.step (training and validation, counted from 1 over the whole process) it writes the
-count to PROGRESS_FILE; at call PAUSE_AT it writes `paused` and waits until a stop signal is received."""
+count to PROGRESS_FILE (PROGRESS_FILE.rank<N> for each process under torchrun); at call PAUSE_AT it writes
+`paused` and waits until a stop signal is received."""
+import os
 import sys
 import time
 
@@ -11,6 +13,9 @@ from utils.errors import run_cli
 
 def main():
     progress, pause_at, *argv = sys.argv[1:]
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1:  # under torchrun: a file per process
+        progress += f'.rank{os.environ["RANK"]}'
+
     step = train.Trainer.step
     calls = 0
 

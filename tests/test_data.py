@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from data.augment import to_tensor
 from data.data_entry import get_dataset_by_type, make_loader, select_eval_loader, select_train_loader, type2data
 from data.make_shapes import CLASS_NAMES, make_shapes
-from data.sampler import EpochIndex, EpochSampler
+from data.sampler import EpochIndex, EpochSampler, ShardSampler
 from tests.conftest import make_args
 from utils.errors import ConfigError
 
@@ -115,7 +115,7 @@ def test_missing_list_file_is_a_clear_error(tmp_path):
 
 def test_shuffle_order_follows_the_seed():
     def order(seed):
-        return next(iter(make_loader(list(range(12)), make_args(batch_size=12, seed=seed), shuffle=True))).tolist()
+        return next(iter(make_loader(list(range(12)), make_args(batch_size=12, seed=seed), is_train=True))).tolist()
 
     assert order(0) == order(0) != order(1)
     assert sorted(order(0)) == list(range(12)) != order(0)
@@ -159,7 +159,17 @@ def test_sampler_order_is_a_function_of_seed_and_epoch_and_skips_for_resume():
     assert sorted(order(0, 1)) == list(range(10))
     assert order(0, 1) == order(0, 1) != order(0, 2) and order(0, 1) != order(1, 1)
     assert order(0, 3, skip=4) == order(0, 3)[4:]  # resuming after 4 samples
-    assert [int(i) for i in EpochSampler(5, 0, shuffle=False)] == list(range(5))
+
+
+def test_samplers_share_the_data_out_between_processes():
+    whole = [int(i) for i in EpochSampler(10, 0)]
+    shares = [[int(i) for i in EpochSampler(10, 0, num_replicas=3, rank=r)] for r in range(3)]
+    assert [len(s) for s in shares] == [4, 4, 4]  # 10 samples padded to 12: each process takes as many steps
+    padded = whole + whole[:2]
+    assert all(shares[r] == padded[r::3] for r in range(3))
+    evaluated = [ShardSampler(10, num_replicas=3, rank=r).indices for r in range(3)]
+    assert sorted(sum(evaluated, [])) == list(range(10))  # evaluation: every sample once, none padded
+    assert list(ShardSampler(4)) == [0, 1, 2, 3]
 
 
 def test_epoch_index_keeps_its_epoch_through_pickle():

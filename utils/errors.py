@@ -1,6 +1,7 @@
 """ConfigError: a mistake in what the user gave (a flag, a list file, a checkpoint), as opposed to a bug.
 The command-line entry points print it as one line and exit 1; a bug still shows its full traceback."""
 import logging
+import os
 import sys
 
 log = logging.getLogger('torchbase')
@@ -25,7 +26,8 @@ def run_cli(main):
     try:
         main()
     except ConfigError as e:
-        print(f'error: {user_message(e)}', file=sys.stderr)
+        if not getattr(e, 'from_main', False):  # rank 0's error, raised again in the other processes: said once
+            print(f'{rank_prefix()}error: {user_message(e)}', file=sys.stderr)
         to_log_file(f'error: {user_message(e)}')
         sys.exit(1)
     except KeyboardInterrupt:
@@ -35,6 +37,11 @@ def run_cli(main):
     except Exception:
         to_log_file('error:', sys.exc_info())
         raise  # Python prints the traceback and exits with 1
+
+
+def rank_prefix():
+    """`[rank N] ` under torchrun (which sets RANK and WORLD_SIZE), so that an error names its process."""
+    return f'[rank {os.environ["RANK"]}] ' if int(os.environ.get('WORLD_SIZE', 1)) > 1 else ''
 
 
 def to_log_file(message, exc_info=None):

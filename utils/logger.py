@@ -7,6 +7,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from utils.checkpoint import save_checkpoint
+from utils.dist import all_reduce, is_main, world_size
 from utils.run_dir import write_latest
 
 
@@ -24,6 +25,15 @@ class Recorder:
         self.sums[name] = self.sums.get(name, 0) + value * n
         self.counts[name] = self.counts.get(name, 0) + n
 
+    def all_reduce(self):
+        """Adds up the sums and counts of all processes under torchrun (each records the same names)."""
+        names = sorted(self.sums)
+        if world_size() > 1 and names:
+            totals = all_reduce(torch.tensor([[float(self.sums[n]), float(self.counts[n])] for n in names],
+                                             dtype=torch.float64))
+            for name, (total, count) in zip(names, totals.tolist(), strict=True):
+                self.sums[name], self.counts[name] = total, count
+
     def summary(self):
         return {name: float(self.sums[name] / self.counts[name]) for name in self.sums}
 
@@ -39,7 +49,7 @@ class Logger:
     def __init__(self, args, purge_step=None):
         self.args = args
         # purge_step: a resumed run first drops the curves that its killed predecessor wrote after last.pth
-        self.writer = SummaryWriter(args.model_dir, purge_step=purge_step)
+        self.writer = SummaryWriter(args.model_dir, purge_step=purge_step) if is_main() else None  # rank 0 writes
         self.recorder = Recorder()
         self.saved_once = False
 
@@ -48,16 +58,18 @@ class Logger:
 
     def save_curves(self, epoch):
         """Writes the means recorded since the last call as TensorBoard scalars at step `epoch`, returns them."""
+        self.recorder.all_reduce()
         scalars = self.recorder.summary()
-        for name, value in scalars.items():
-            self.writer.add_scalar(name, value, epoch)
-        self.writer.flush()
+        if self.writer:  # rank 0 alone
+            for name, value in scalars.items():
+                self.writer.add_scalar(name, value, epoch)
+            self.writer.flush()
         self.recorder.reset()
         return scalars
 
     def save_imgs(self, names2imgs, epoch):
         """names2imgs: {tag: (H, W, 3) uint8 RGB image}."""
-        for name, img in names2imgs.items():
+        for name, img in names2imgs.items() if self.writer else ():
             self.writer.add_image(name, img, epoch, dataformats='HWC')
 
     def save_check_point(self, state, epoch, is_best):
@@ -66,6 +78,8 @@ class Logger:
         then last.pth with everything. last.pth goes last: once it names epoch N, every file of epoch N is
         complete, whenever the run is killed. The first end-of-epoch save makes this run `latest`, the one
         eval.py picks."""
+        if not is_main():
+            return
         weights = {k: v for k, v in state.items() if k not in self.RESUME_ONLY}
         if epoch % self.args.save_freq == 0 or epoch == self.args.epochs:
             save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
@@ -79,7 +93,8 @@ class Logger:
 
     def save_resume_point(self, state):
         """Writes last.pth alone: at the end of an epoch, or in the middle of one when the run is stopped."""
-        save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
+        if is_main():
+            save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
 
     def remove_old_epochs(self):
         """--keep_last N: deletes all but the newest N epoch_<N>.pth (best.pth and last.pth are other files)."""
@@ -91,4 +106,5 @@ class Logger:
             os.remove(os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
 
     def close(self):
-        self.writer.close()
+        if self.writer:
+            self.writer.close()

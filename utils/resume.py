@@ -1,19 +1,20 @@
-"""Resuming a run exactly: which flags a resumed run may change, the random number generator states its
-checkpoints carry, and the signals (SIGTERM, Ctrl-C) that make it stop cleanly at the end of a step."""
+"""Resuming a run exactly: which flags a resumed run may change, where it goes on, and the random number
+generator states its checkpoints carry. (The signals that stop a run cleanly: utils/stop.py.)"""
 import argparse
 import json
+import logging
 import os
 import random
-import signal
-import sys
-import threading
 
 import numpy as np
 import torch
 
 from utils.checkpoint import load_checkpoint
+from utils.dist import rank, world_size
 from utils.errors import ConfigError
 from utils.run_status import current_status, read_status
+
+log = logging.getLogger('torchbase')
 
 # Flags that --resume accepts again: they change how the run goes on, not what it computes.
 # Every other flag is the experiment's, and comes from the run's checkpoint.
@@ -66,6 +67,23 @@ def resume_args(parser, argv, run_dir):
     return args
 
 
+def resume_position(ckpt):
+    """(epoch, step) to resume at, and this process's index in the checkpoint's per-process lists. A run resumed
+    with another number of processes shares each epoch out otherwise: it goes on at the next epoch."""
+    if ckpt.get('world_size', 1) == world_size():
+        return ckpt['epoch'] + 1, ckpt['step'], rank()
+    if ckpt['step']:
+        log.warning(f'The run had {ckpt.get("world_size", 1)} processes, this one has {world_size()}: the position in '
+                    f'epoch {ckpt["epoch"] + 1} does not carry over, so training goes on at epoch {ckpt["epoch"] + 2} '
+                    f'(from the weights saved at its step {ckpt["step"]})')
+    return ckpt['epoch'] + 1 + bool(ckpt['step']), 0, 0
+
+
+def own(entry, index):
+    """This process's item of a checkpoint entry saved per process (checkpoints before torchrun held one)."""
+    return entry[index] if isinstance(entry, list) else entry
+
+
 def rng_state(loader_state):
     """Every global random state, and `loader_state` of the training loader's generator (it seeds the loader
     workers), as tensors
@@ -88,36 +106,3 @@ def set_rng_state(state, loader_generator):
     torch.set_rng_state(state['torch'])
     if state['cuda'] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
-
-
-class StopSignals:
-    """While active, SIGTERM (a cluster's preemption) and SIGINT (Ctrl-C) only set `received`: the training loop
-    looks at it after each step, saves a resumable checkpoint and exits. A second Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.received = None  # the signal number once one came
-        self.previous = {}
-
-    def handle(self, signum, frame):
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signum
-        print(f'\n{signal.Signals(signum).name}: stopping after this training step (in validation: once it ends) to '
-              'save a resumable checkpoint; Ctrl-C again stops at once', file=sys.stderr)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            for s in (signal.SIGTERM, signal.SIGINT):
-                self.previous[s] = signal.signal(s, self.handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-def ignore_stop_signals(worker_id):
-    """worker_init_fn of the loaders: workers ignore Ctrl-C and SIGTERM, even sent to the whole process group;
-    the main process finishes its step, saves, then shuts them down."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -1,8 +1,10 @@
-"""Run and result folders: each gets a folder of its own (`name`, then `name_2`, `name_3`, ...) with a log
-file, and `<checkpoints_dir>/latest` names the newest run that has written a checkpoint. A plain text file,
-not a symlink: TensorBoard would list the run twice."""
+"""Run and result folders: each gets a folder of its own (`name`, then `name_2`, `name_3`, ...) with its args,
+command and log file, and `<checkpoints_dir>/latest` names the newest run that has finished an epoch. A plain
+text file, not a symlink: TensorBoard would list the run twice."""
+import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 
@@ -33,15 +35,17 @@ def close_logging():
 
 def setup_logging(log_file):
     """Sends the 'torchbase' log, and Python warnings (e.g. an op without a deterministic version under
-    --deterministic), to the console and to `log_file` (appended to; replacing earlier handlers)."""
+    --deterministic), to the console and to `log_file` (appended to; replacing earlier handlers). Without a
+    log_file (the processes other than rank 0 under torchrun), only warnings and errors, to the console."""
     close_logging()
-    file_handler = logging.FileHandler(log_file)
-    file_handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
-    console = TqdmHandler()
+    handlers = [TqdmHandler()]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+        handlers[-1].setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
     for logger in (log, WARNINGS):
-        logger.addHandler(file_handler)
-        logger.addHandler(console)
-        logger.setLevel(logging.INFO)
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO if log_file else logging.WARNING)
         logger.propagate = False
     logging.captureWarnings(True)
 
@@ -86,3 +90,25 @@ def read_latest(checkpoints_dir):
                           'the checkpoint to evaluate with --load_model_path')
     with open(latest) as f:
         return os.path.join(checkpoints_dir, f.read().strip())  # an absolute path stays absolute
+
+
+def save_args(args, save_dir):
+    """Writes args.json; argparse.Namespace(**json.load(f)) gives the same args back."""
+    write_text(os.path.join(save_dir, 'args.json'), json.dumps(vars(args), indent=2, sort_keys=True) + '\n')
+
+
+def command_line(script, argv):
+    """The command line, with the folder and interpreter it runs in: pasted into a shell, it runs again. Under
+    torchrun, with its process counts (on several machines, add the rendezvous flags it was given)."""
+    launch = [sys.executable]
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1:
+        launch += ['-m', 'torch.distributed.run', '--nnodes', os.environ.get('GROUP_WORLD_SIZE', '1'),
+                   '--nproc_per_node', os.environ.get('LOCAL_WORLD_SIZE', '1')]
+    return f'cd {shlex.quote(os.getcwd())} && {shlex.join(launch)} {script} {shlex.join(argv)}'.rstrip()
+
+
+def save_command(save_dir, script, argv, append=False):
+    """Writes command.txt; a resumed run appends its command below the one that started it."""
+    path = os.path.join(save_dir, 'command.txt')
+    before = open(path).read() if append and os.path.isfile(path) else ''
+    write_text(path, before + command_line(script, argv) + '\n')

@@ -1,13 +1,20 @@
 """status.json in a run folder: where the run is (running, finished, stopped, failed), its progress and best
 value, the pid and host that run it and a heartbeat, so `python -m utils.runs` can tell a live run from one
 that was killed without a chance to write anything."""
+import contextlib
 import datetime
 import json
+import logging
 import os
 import socket
 import time
 
 from utils.checkpoint import write_text
+from utils.dist import is_main
+from utils.errors import user_message
+from utils.run_dir import command_line
+
+log = logging.getLogger('torchbase')
 
 HEARTBEAT_SECONDS = 30  # at most one status write per this many seconds while training
 STALE_SECONDS = 600  # a run on another host whose heartbeat is older than this counts as killed
@@ -15,6 +22,7 @@ STALE_SECONDS = 600  # a run on another host whose heartbeat is older than this 
 
 class RunStatus:
     def __init__(self, args):
+        self.run_dir = args.model_dir
         self.path = os.path.join(args.model_dir, 'status.json')
         old = read_status(args.model_dir) or {}  # a resumed run keeps its start time and progress
         self.fields = {'started': datetime.datetime.now().isoformat(timespec='seconds'), 'epochs_done': 0,
@@ -24,9 +32,33 @@ class RunStatus:
         self.last_write = 0.0
 
     def update(self, **fields):
+        if not is_main():  # under torchrun, rank 0 speaks for the run
+            return
         self.fields.update(fields, heartbeat=time.time())
         write_text(self.path, json.dumps(self.fields, indent=2) + '\n')
         self.last_write = time.monotonic()
+
+    @contextlib.contextmanager
+    def tracking(self):
+        """`running` while the block runs; then `finished`, `failed` (with the error) or, after a second Ctrl-C,
+        which leaves no time to save, `stopped` (resumable from the last.pth saved before, if any)."""
+        self.update()
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.stopped('at once by a second Ctrl-C')
+            raise
+        except BaseException as e:
+            if self.fields['status'] == 'running':  # not after a stop signal's SystemExit
+                self.update(status='failed', message=user_message(e) or type(e).__name__)
+            raise
+        self.update(status='finished')
+
+    def stopped(self, how):
+        """Marks the run stopped and says how to resume it."""
+        command = command_line('train.py', ['--resume', self.run_dir])
+        self.update(status='stopped', message=f'resume: {command}')
+        log.info(f'Stopped {how}. Resume with:\n  {command}')
 
     def beat(self):
         """Called often (every --print_freq steps); writes only every HEARTBEAT_SECONDS."""

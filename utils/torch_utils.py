@@ -1,4 +1,5 @@
 """Model loading (strict, or partial with load_match_dict), seeding and device choice."""
+import json
 import logging
 import os
 import random
@@ -6,7 +7,8 @@ import random
 import numpy as np
 import torch
 
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import load_checkpoint, write_text
+from utils.dist import is_main
 from utils.errors import ConfigError
 
 log = logging.getLogger('torchbase')
@@ -64,11 +66,14 @@ def check_fit(model, state, path):
                           'pass --load_not_strict to load only the tensors whose names and shapes match')
 
 
-def load_model_weights(model, path, strict=True):
-    """The article's two ways to start from saved weights: strict (every key and shape must match) or
-    not strict (load_match_dict, whose report it returns)."""
+def load_model_weights(model, path, strict=True, report_dir=None):
+    """The article's two ways to start from saved weights: strict (every key and shape must match) or not strict
+    (load_match_dict, whose report goes into report_dir/load_match_dict.json)."""
     if not strict:
-        return load_match_dict(model, path)
+        report = load_match_dict(model, path)
+        if report_dir and is_main():
+            write_text(os.path.join(report_dir, 'load_match_dict.json'), json.dumps(report, indent=2))
+        return
     state = get_state_dict(path)
     check_fit(model, state, path)
     model.load_state_dict(state)
@@ -98,8 +103,9 @@ def check_gpus(gpus):
 
 
 def get_device(args):
-    """cuda:<first of --gpus>; without --gpus, the first GPU if there is one, else the CPU."""
+    """cuda:<first of --gpus>; without --gpus, the current GPU (under torchrun, that of the process's LOCAL_RANK)
+    if there is one, else the CPU."""
     if args.gpus:
         check_gpus(args.gpus)
         return torch.device('cuda', args.gpus[0])
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
