@@ -1,0 +1,190 @@
+"""DDP through torchrun on the CPU (gloo): real process groups, launched as users launch them. Each run: 12 training
+samples in batches of 2 per process (3 steps an epoch with 2 processes), 6 validation samples (3 per process)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import eval as evaluate
+import train
+from tests.test_resume import assert_same_run
+from utils.dist import convert_sync_bn, init_distributed
+from utils.errors import ConfigError
+from utils.run_status import read_status
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCHS = 3
+
+
+def torchrun(*argv, nproc=2, launcher=()):
+    """A torchrun (python -m torch.distributed.run) command line; `launcher` replaces --standalone."""
+    return [sys.executable, '-m', 'torch.distributed.run', *(launcher or ['--standalone']), '--nproc_per_node',
+            str(nproc), *argv]
+
+
+def run(command, timeout=240):
+    p = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert 'terminate called' not in p.stderr, p.stderr  # gloo's abort at exit (see utils/dist.close_distributed)
+    return p
+
+
+def flags(shapes, checkpoints, *extra):
+    return ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
+            str(checkpoints), '--epochs', str(EPOCHS), '--batch_size', '2', '--print_freq', '1', *extra]
+
+
+def runs_in(checkpoints):
+    return sorted(d for d in os.listdir(checkpoints) if d != 'latest')
+
+
+@pytest.fixture(scope='module')
+def ddp_run(shapes, tmp_path_factory):
+    """An uninterrupted training run of 2 processes."""
+    checkpoints = tmp_path_factory.mktemp('ddp')
+    p = run(torchrun('train.py', *flags(shapes, checkpoints)))
+    assert p.returncode == 0, p.stderr
+    return checkpoints / 'base_exp'
+
+
+def test_two_processes_train_one_run_that_rank_0_writes(ddp_run):
+    assert runs_in(ddp_run.parent) == ['base_exp'] and (ddp_run.parent / 'latest').read_text().strip() == 'base_exp'
+    assert read_status(ddp_run)['status'] == 'finished'
+    last = torch.load(ddp_run / 'last.pth', weights_only=True)
+    assert last['epoch'] == EPOCHS and last['world_size'] == 2 and len(last['rng']) == 2
+    assert not any(k.startswith('module.') for k in last['model'])  # loads into 1 process or N alike
+    assert 'torch.distributed.run --nnodes 1 --nproc_per_node 2 train.py' in (ddp_run / 'command.txt').read_text()
+    assert len([f for f in os.listdir(ddp_run) if f.startswith('events.out')]) == 1  # one TensorBoard writer
+
+
+def read_result(path):
+    return dict(line.split(': ', 1) for line in path.read_text().splitlines())
+
+
+def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
+    best = ddp_run / 'best.pth'
+    evaluate.main(['--load_model_path', str(best), '--save_prefix', 'one', '--save_viz', '--viz_freq', '2'])
+    p = run(torchrun('eval.py', '--load_model_path', str(best), '--save_prefix', 'two', '--save_viz',
+                     '--viz_freq', '2'))
+    assert p.returncode == 0, p.stderr
+    one, two = (ddp_run / 'best' / f'shapes_val_{name}' for name in ('one', 'two'))
+    assert read_result(one / 'result.txt') == read_result(two / 'result.txt')
+    assert read_result(two / 'result.txt')['num_samples'] == '6'
+    metrics = torch.load(best, weights_only=True)['metrics']  # what training's sharded validation measured
+    assert all(read_result(one / 'result.txt')[k[4:]] == f'{v:.4f}' for k, v in metrics.items() if k[:4] == 'val/'
+               and k != 'val/loss')
+    # pictures are chosen by the sample's index in the list, whichever process evaluated it
+    assert sorted(os.listdir(one / 'viz')) == sorted(os.listdir(two / 'viz')) == ['00000.png', '00002.png', '00004.png']
+    assert all((one / 'viz' / f).read_bytes() == (two / 'viz' / f).read_bytes() for f in os.listdir(one / 'viz'))
+
+
+def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_run):
+    progress = tmp_path / 'progress'
+    proc = subprocess.Popen(torchrun('-m', 'tests.paused_train', str(progress), '6', *flags(shapes, tmp_path)),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120  # step 6 of each process: epoch 1's 3 training and 2 validation steps, then 1
+    while not all(p.exists() and p.read_text().endswith('paused') for p in (tmp_path / 'progress.rank0',
+                                                                          tmp_path / 'progress.rank1')):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to torchrun, which passes it on to its processes, as a cluster does
+    _, err = proc.communicate(timeout=120)
+    assert 'terminate called' not in err, err
+    run_dir = tmp_path / 'base_exp'
+    ckpt = torch.load(run_dir / 'last.pth', weights_only=True)
+    assert (ckpt['epoch'], ckpt['step'], ckpt['world_size']) == (1, 1, 2) and len(ckpt['partial']) == 2
+    status = read_status(run_dir)
+    assert status['status'] == 'stopped' and 'torch.distributed.run --nnodes 1 --nproc_per_node 2 train.py' \
+        ' --resume' in status['message']
+    p = run(torchrun('train.py', '--resume', str(run_dir)))
+    assert p.returncode == 0, p.stderr
+    assert_same_run(run_dir, ddp_run)  # torch.equal weights, equal metrics, every epoch
+
+
+def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shapes, tmp_path, ddp_run, monkeypatch):
+    ckpt = torch.load(ddp_run / 'epoch_1.pth', weights_only=True)  # as if stopped at epoch 2, step 1
+    last = torch.load(ddp_run / 'last.pth', weights_only=True)
+    run_dir = tmp_path / 'base_exp'
+    run_dir.mkdir()
+    for name in ('args.json', 'command.txt'):
+        (run_dir / name).write_bytes((ddp_run / name).read_bytes())
+    ckpt.update(optimizer=last['optimizer'], rng=last['rng'], step=1, partial=[{}, {}], epoch=1)
+    ckpt['args']['checkpoints_dir'] = str(tmp_path)
+    torch.save(ckpt, run_dir / 'last.pth')
+    train.main(['--resume', str(run_dir)])  # one process
+    log = (run_dir / 'train.log').read_text()
+    assert 'The run had 2 processes, this one has 1' in log and 'training goes on at epoch 3' in log
+    assert 'Resumed at epoch 3, step 0/6' in log
+    assert torch.load(run_dir / 'last.pth', weights_only=True)['epoch'] == EPOCHS
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_meet_at_a_c10d_rendezvous_on_loopback(shapes, tmp_path):
+    launcher = ['--nnodes', '2', '--rdzv_backend', 'c10d', '--rdzv_endpoint', f'127.0.0.1:{free_port()}',
+                '--rdzv_id', 'loopback']
+    argv = flags(shapes, tmp_path)
+    argv[argv.index('--epochs') + 1] = '1'
+    nodes = [subprocess.Popen(torchrun('train.py', *argv, nproc=1, launcher=launcher), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [node.communicate(timeout=240) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outs
+    assert runs_in(tmp_path) == ['base_exp'] and read_status(tmp_path / 'base_exp')['status'] == 'finished'
+    assert torch.load(tmp_path / 'base_exp' / 'last.pth', weights_only=True)['world_size'] == 2
+
+
+def test_a_failure_in_one_process_ends_all_and_names_the_rank(shapes, tmp_path):
+    from data.sampler import EpochSampler
+    data = tmp_path / 'shapes'
+    data.mkdir()
+    for name in os.listdir(shapes):  # a copy of the data whose lists point to the originals
+        if name.endswith('.txt'):
+            lines = (shapes / name).read_text().splitlines()
+            (data / name).write_text('\n'.join(f'{shapes / a} {shapes / b}' for a, b in map(str.split, lines)) + '\n')
+    sampler = EpochSampler(12, 0, num_replicas=2, rank=1)
+    sampler.set_epoch(1)
+    rank1_first = int(next(iter(sampler)))  # the first sample that process 1 reads
+    lines = (data / 'train.txt').read_text().splitlines()
+    (tmp_path / 'broken.png').write_bytes(b'not a png')
+    lines[rank1_first] = f'{tmp_path / "broken.png"} {lines[rank1_first].split()[1]}'
+    (data / 'train.txt').write_text('\n'.join(lines) + '\n')
+    start = time.time()
+    p = run(torchrun('train.py', *flags(data, tmp_path / 'checkpoints', '--dist_timeout', '60')))
+    assert p.returncode != 0 and time.time() - start < 120
+    assert f'[rank 1] error: {data / "train.txt"}:{rank1_first + 1}: cannot read' in p.stderr, p.stderr
+    assert read_status(tmp_path / 'checkpoints' / 'base_exp')['status'] == 'failed'
+
+
+def test_a_bad_flag_under_torchrun_is_one_error_and_no_folder(shapes, tmp_path):
+    p = run(torchrun('train.py', *flags(shapes, tmp_path / 'checkpoints', '--train_list', str(tmp_path / 'no.txt'))))
+    assert p.returncode != 0 and not (tmp_path / 'checkpoints').exists()
+    assert p.stderr.count('error: list file') == 1, p.stderr  # said by rank 0 only
+
+
+def test_sync_bn_converts_in_place_and_needs_gpus(shapes, tmp_path):
+    from model.model_entry import select_model
+    from tests.conftest import make_args
+    model = select_model(make_args())
+    keys = list(model.state_dict())
+    assert convert_sync_bn(model) is model and list(model.state_dict()) == keys
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match='--sync_bn needs CUDA GPUs'):
+            train.main(flags(shapes, tmp_path, '--sync_bn'))
+        assert not os.path.exists(tmp_path / 'base_exp')
+
+
+def test_gpus_and_torchrun_do_not_mix(monkeypatch):
+    from tests.conftest import make_args
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    with pytest.raises(ConfigError, match='--gpus .* and torchrun .* do not mix'):
+        init_distributed(make_args(gpus=[0]))
