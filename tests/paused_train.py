@@ -2,7 +2,7 @@
 at a known point. Usage: python -m tests.paused_train PROGRESS_FILE PAUSE_AT [train.py flags]
 Before each call of Trainer.step (training and validation, counted from 1 over the whole process) it writes the
 count to PROGRESS_FILE (PROGRESS_FILE.rank<N> for each process under torchrun); at call PAUSE_AT it writes
-`paused` and waits until a stop signal is received."""
+`<count> <pid> paused` and waits until a stop signal is received or the file PROGRESS_FILE.release exists."""
 import os
 import sys
 import time
@@ -13,6 +13,7 @@ from utils.errors import run_cli
 
 def main():
     progress, pause_at, *argv = sys.argv[1:]
+    release = progress + '.release'
     if int(os.environ.get('WORLD_SIZE', 1)) > 1:  # under torchrun: a file per process
         progress += f'.rank{os.environ["RANK"]}'
 
@@ -23,9 +24,10 @@ def main():
         nonlocal calls
         calls += 1
         with open(progress, 'w') as f:
-            f.write(f'{calls} paused' if calls == int(pause_at) else str(calls))
+            f.write(f'{calls} {os.getpid()} paused' if calls == int(pause_at) else str(calls))
         deadline = time.time() + 60
-        while calls == int(pause_at) and self.stop.received is None and time.time() < deadline:
+        while calls == int(pause_at) and self.stop.received is None and not os.path.exists(release) \
+                and time.time() < deadline:
             time.sleep(0.01)  # a SIGKILL ends it here; a SIGTERM or SIGINT lets the step finish
         return step(self, data)
 

@@ -1,6 +1,7 @@
 """DDP through torchrun on the CPU (gloo): real process groups, launched as users launch them. Each run: 12 training
 samples in batches of 2 per process (3 steps an epoch with 2 processes), 6 validation samples (3 per process)."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,27 +83,60 @@ def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
     assert all((one / 'viz' / f).read_bytes() == (two / 'viz' / f).read_bytes() for f in os.listdir(one / 'viz'))
 
 
-def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_run):
+def start_paused(tmp_path, pause_at, argv):
+    """A 2-process torchrun training whose processes both pause before their `pause_at`-th step (tests/paused_train.py);
+    returns it once they are there, with {rank: pid}."""
     progress = tmp_path / 'progress'
-    proc = subprocess.Popen(torchrun('-m', 'tests.paused_train', str(progress), '6', *flags(shapes, tmp_path)),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120  # step 6 of each process: epoch 1's 3 training and 2 validation steps, then 1
-    while not all(p.exists() and p.read_text().endswith('paused') for p in (tmp_path / 'progress.rank0',
-                                                                          tmp_path / 'progress.rank1')):
+    proc = subprocess.Popen(torchrun('-m', 'tests.paused_train', str(progress), str(pause_at), *argv), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    files = {r: tmp_path / f'progress.rank{r}' for r in (0, 1)}
+    deadline = time.time() + 120
+    while not all(f.exists() and f.read_text().endswith('paused') for f in files.values()):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)  # to torchrun, which passes it on to its processes, as a cluster does
+    return proc, {r: int(f.read_text().split()[1]) for r, f in files.items()}
+
+
+@pytest.mark.parametrize('target', ['torchrun', 'rank_1'])
+def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_run, target):
+    # step 6 of each process: epoch 1's 3 training and 2 validation steps, then epoch 2's first
+    proc, pids = start_paused(tmp_path, 6, flags(shapes, tmp_path))
+    if target == 'torchrun':  # as a cluster's preemption: torchrun passes it on to every process
+        proc.send_signal(signal.SIGTERM)
+    else:  # one process alone: the others learn it at the next step, and all stop there together
+        os.kill(pids[1], signal.SIGTERM)
+        (tmp_path / 'progress.release').touch()
     _, err = proc.communicate(timeout=120)
-    assert 'terminate called' not in err, err
+    assert proc.returncode != 0 and 'terminate called' not in err, err
     run_dir = tmp_path / 'base_exp'
     ckpt = torch.load(run_dir / 'last.pth', weights_only=True)
     assert (ckpt['epoch'], ckpt['step'], ckpt['world_size']) == (1, 1, 2) and len(ckpt['partial']) == 2
     status = read_status(run_dir)
     assert status['status'] == 'stopped' and 'torch.distributed.run --nnodes 1 --nproc_per_node 2 train.py' \
         ' --resume' in status['message']
-    p = run(torchrun('train.py', '--resume', str(run_dir)))
-    assert p.returncode == 0, p.stderr
-    assert_same_run(run_dir, ddp_run)  # torch.equal weights, equal metrics, every epoch
+    if target == 'rank_1':  # (resuming is the same after either stop; one torchrun start costs 10 s here)
+        p = run(torchrun('train.py', '--resume', str(run_dir)))
+        assert p.returncode == 0, p.stderr
+        assert_same_run(run_dir, ddp_run)  # torch.equal weights, equal metrics, every epoch
+
+
+def test_a_failure_in_one_process_ends_all_resumably_and_names_the_rank(shapes, tmp_path):
+    from data.sampler import EpochSampler
+    data = tmp_path / 'shapes'
+    shutil.copytree(shapes, data)
+    sampler = EpochSampler(12, 0, num_replicas=2, rank=1)
+    sampler.set_epoch(2)
+    bad = int(list(sampler)[2])  # the first sample of process 1's second batch in epoch 2
+    image = data / (data / 'train.txt').read_text().splitlines()[bad].split()[0]
+    proc, _ = start_paused(tmp_path, 6, flags(data, tmp_path / 'checkpoints', '--dist_timeout', '60'))
+    image.write_bytes(b'not a png')  # breaks while the run is in epoch 2
+    (tmp_path / 'progress.release').touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and f'[rank 1] error: {data / "train.txt"}:{bad + 1}: cannot read' in err, err
+    run_dir = tmp_path / 'checkpoints' / 'base_exp'
+    assert read_status(run_dir)['status'] == 'failed'
+    last = torch.load(run_dir / 'last.pth', weights_only=True)  # the last good checkpoint, resumable
+    assert (last['epoch'], last['step'], len(last['rng'])) == (1, 0, 2)
 
 
 def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shapes, tmp_path, ddp_run, monkeypatch):
@@ -141,32 +175,30 @@ def test_two_nodes_meet_at_a_c10d_rendezvous_on_loopback(shapes, tmp_path):
     assert torch.load(tmp_path / 'base_exp' / 'last.pth', weights_only=True)['world_size'] == 2
 
 
-def test_a_failure_in_one_process_ends_all_and_names_the_rank(shapes, tmp_path):
-    from data.sampler import EpochSampler
-    data = tmp_path / 'shapes'
-    data.mkdir()
-    for name in os.listdir(shapes):  # a copy of the data whose lists point to the originals
-        if name.endswith('.txt'):
-            lines = (shapes / name).read_text().splitlines()
-            (data / name).write_text('\n'.join(f'{shapes / a} {shapes / b}' for a, b in map(str.split, lines)) + '\n')
-    sampler = EpochSampler(12, 0, num_replicas=2, rank=1)
-    sampler.set_epoch(1)
-    rank1_first = int(next(iter(sampler)))  # the first sample that process 1 reads
-    lines = (data / 'train.txt').read_text().splitlines()
-    (tmp_path / 'broken.png').write_bytes(b'not a png')
-    lines[rank1_first] = f'{tmp_path / "broken.png"} {lines[rank1_first].split()[1]}'
-    (data / 'train.txt').write_text('\n'.join(lines) + '\n')
-    start = time.time()
-    p = run(torchrun('train.py', *flags(data, tmp_path / 'checkpoints', '--dist_timeout', '60')))
-    assert p.returncode != 0 and time.time() - start < 120
-    assert f'[rank 1] error: {data / "train.txt"}:{rank1_first + 1}: cannot read' in p.stderr, p.stderr
-    assert read_status(tmp_path / 'checkpoints' / 'base_exp')['status'] == 'failed'
+def test_on_main_gives_rank_0_result_or_error_to_all(monkeypatch, tmp_path, capsys):
+    """on_main in a real (one-process) gloo group; its error, raised again in the other processes, is not printed
+    there a second time."""
+    import torch.distributed as dist
 
+    from utils.dist import close_distributed, on_main
+    from utils.errors import run_cli
+    def fails(error):
+        def fn():
+            raise error
+        return fn
 
-def test_a_bad_flag_under_torchrun_is_one_error_and_no_folder(shapes, tmp_path):
-    p = run(torchrun('train.py', *flags(shapes, tmp_path / 'checkpoints', '--train_list', str(tmp_path / 'no.txt'))))
-    assert p.returncode != 0 and not (tmp_path / 'checkpoints').exists()
-    assert p.stderr.count('error: list file') == 1, p.stderr  # said by rank 0 only
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1)
+    try:
+        assert on_main(lambda: {'model_dir': 'x'}) == {'model_dir': 'x'}
+        with pytest.raises(ConfigError, match='bad value'):
+            on_main(fails(ConfigError('bad value')))
+    finally:
+        close_distributed()
+    echoed = ConfigError('said by rank 0')
+    echoed.from_main = True
+    with pytest.raises(SystemExit):
+        run_cli(fails(echoed))
+    assert capsys.readouterr().err == ''
 
 
 def test_sync_bn_converts_in_place_and_needs_gpus(shapes, tmp_path):
