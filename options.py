@@ -107,7 +107,7 @@ def check_args(args):
     problems = []
     if len(args.class_names) != args.num_classes:
         problems.append(f'--class_names has {len(args.class_names)} names for --num_classes {args.num_classes}')
-    for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq'):
+    for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq', 'dist_timeout'):
         if getattr(args, name, 1) <= 0:
             problems.append(f'--{name} must be positive, got {getattr(args, name)}')
     for name in ('num_workers', 'seed', 'keep_last'):

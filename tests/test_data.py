@@ -170,6 +170,8 @@ def test_samplers_share_the_data_out_between_processes():
     evaluated = [ShardSampler(10, num_replicas=3, rank=r).indices for r in range(3)]
     assert sorted(sum(evaluated, [])) == list(range(10))  # evaluation: every sample once, none padded
     assert list(ShardSampler(4)) == [0, 1, 2, 3]
+    with pytest.raises(ConfigError, match='1 samples to evaluate for 2 processes'):
+        ShardSampler(1, num_replicas=2, rank=1)  # process 1 would have nothing to add up
 
 
 def test_epoch_index_keeps_its_epoch_through_pickle():

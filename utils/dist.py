@@ -41,13 +41,15 @@ def init_distributed(args):
     if args.gpus:
         raise ConfigError('--gpus (DataParallel in one process) and torchrun (one process per GPU) do not mix: '
                           'leave out --gpus under torchrun (each process takes the GPU of its LOCAL_RANK)')
+    device = None
     if torch.cuda.is_available():
         if local_rank() >= torch.cuda.device_count():
             raise ConfigError(f'torchrun started process {local_rank()} on a machine with '
                               f'{torch.cuda.device_count()} GPUs: pass --nproc_per_node {torch.cuda.device_count()}')
-        torch.cuda.set_device(local_rank())
-    dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo',
-                            timeout=datetime.timedelta(seconds=args.dist_timeout))
+        device = torch.device('cuda', local_rank())
+        torch.cuda.set_device(device)
+    dist.init_process_group('nccl' if device else 'gloo', timeout=datetime.timedelta(seconds=args.dist_timeout),
+                            device_id=device)  # NCCL binds the process to its GPU at once
 
 
 def close_distributed(model_holder=None, wait=True):
