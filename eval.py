@@ -48,8 +48,10 @@ class Evaluator:
             self.compute_metrics(pred, gt)
             if self.args.save_viz:
                 self.viz_per_batch(img, pred, gt, i)
-        if self.args.save_viz:
-            self.save_pictures([p for pictures in all_gather(self.pictures)[1:] for p in pictures])
+        if self.args.save_viz:  # the other processes' pictures, to rank 0
+            others = [p for pictures in all_gather(self.pictures)[1:] for p in pictures]
+            if is_main():
+                self.save_pictures(others)
         self.metrics.sync()  # under torchrun: the confusion matrices of all processes added up
         scores = self.metrics.compute()
         if not is_main():

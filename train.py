@@ -218,8 +218,8 @@ class Trainer:
         self.raw_model.load_state_dict(ckpt['model'])
         self.optimizer.load_state_dict(ckpt['optimizer'])
         self.best_metric, self.best_epoch = ckpt['best_metric'], ckpt['best_epoch']
-        self.start_epoch, self.start_step, index = resume_position(ckpt)  # index: this process's in per-process lists
-        if self.start_step:
+        self.start_epoch, self.start_step, index = resume_position(ckpt, self.args.epochs)
+        if self.start_step:  # index: this process's place in the per-process lists
             partial = own(ckpt['partial'], index)
             self.logger.recorder.sums, self.logger.recorder.counts = partial['sums'], partial['counts']
             self.metrics['train'].cm = partial['confusion'].to(self.device)

@@ -2,6 +2,9 @@
 uninterrupted one, whatever the number of loader workers; under torchrun each process takes its share.
 Each training index also carries its epoch (EpochIndex), so a dataset can draw its augmentation from
 (seed, epoch, index) even inside persistent loader workers, which never see a set_epoch call."""
+import math
+
+import numpy as np
 from torch.utils.data import DistributedSampler, Sampler
 
 from utils.dist import rank, world_size
@@ -21,9 +24,10 @@ class EpochIndex(int):
 
 
 class EpochSampler(DistributedSampler):
-    """The training order: DistributedSampler's permutation drawn from seed + epoch, padded by repeating a few
-    samples so that every process gets as many (one process gets the whole permutation). set_epoch(epoch, skip)
-    chooses the epoch and skips its first `skip` samples: resuming mid-epoch is skipping the batches trained on."""
+    """The training order: a permutation drawn from (seed, epoch), padded as DistributedSampler pads it (repeating
+    its first samples) so that every process gets as many, then shared out (one process gets it whole).
+    set_epoch(epoch, skip) chooses the epoch and skips its first `skip` samples of this process's share:
+    resuming mid-epoch is skipping the batches already trained on."""
 
     def __init__(self, n, seed, num_replicas=1, rank=0):
         super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
@@ -34,7 +38,11 @@ class EpochSampler(DistributedSampler):
         self.skip = skip
 
     def __iter__(self):
-        return (EpochIndex(i, self.epoch) for i in list(super().__iter__())[self.skip:])
+        # (seed, epoch) seeds numpy's generator; DistributedSampler's own seed + epoch would give seed 1 the
+        # orders of seed 0 shifted by one epoch
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset)).tolist()
+        order = (order * math.ceil(self.total_size / len(order)))[:self.total_size]
+        return (EpochIndex(i, self.epoch) for i in order[self.rank::self.num_replicas][self.skip:])
 
     def __len__(self):
         return self.num_samples - self.skip

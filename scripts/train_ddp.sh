@@ -7,6 +7,9 @@
 # --batch_size is per process: each step trains on NNODES x NPROC x --batch_size samples (README, "Scaling up").
 # Rank 0 writes the run folder on its machine: checkpoints and --resume across machines need a shared filesystem.
 # Resume a stopped run with the same launch: ... bash scripts/train_ddp.sh --resume checkpoints/<run>
+# After SIGTERM or Ctrl-C, torchrun waits TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (default 30) for the processes
+# to save before it kills them; they stop at the next --print_freq step, or after validation: give them time.
+export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-110}
 source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
 install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
 NPROC=${NPROC:-$("$PY" -c 'import torch; print(torch.cuda.device_count() or 2)')}  # no GPU: 2 CPU processes

@@ -15,6 +15,8 @@
 # torchrun with --nnodes and a c10d rendezvous, is tested on one machine (tests/test_ddp.py, loopback "nodes").
 set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-.}"
+# torchrun gives its processes this long to save after SIGTERM before it kills them: less than TERM@120 above
+export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=110
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 gpus_per_node=${SLURM_GPUS_ON_NODE:-4}
 srun python -m torch.distributed.run --nnodes "$SLURM_NNODES" --nproc_per_node "$gpus_per_node" \

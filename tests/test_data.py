@@ -158,6 +158,8 @@ def test_sampler_order_is_a_function_of_seed_and_epoch_and_skips_for_resume():
 
     assert sorted(order(0, 1)) == list(range(10))
     assert order(0, 1) == order(0, 1) != order(0, 2) and order(0, 1) != order(1, 1)
+    assert order(1, 1) != order(0, 2)  # not a function of seed + epoch
+    assert order(0, 1) == np.random.default_rng([0, 1]).permutation(10).tolist()  # the order runs were saved with
     assert order(0, 3, skip=4) == order(0, 3)[4:]  # resuming after 4 samples
 
 

@@ -156,6 +156,15 @@ def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shape
     assert torch.load(run_dir / 'last.pth', weights_only=True)['epoch'] == EPOCHS
 
 
+def test_where_a_resumed_run_goes_on_with_another_number_of_processes():
+    from utils.resume import resume_position
+    assert resume_position({'epoch': 1, 'step': 2, 'world_size': 1}, 3) == (2, 2, 0)  # as many: exactly there
+    assert resume_position({'epoch': 1, 'step': 0, 'world_size': 2}, 3) == (2, 0, 0)  # at an epoch boundary anyway
+    assert resume_position({'epoch': 1, 'step': 2, 'world_size': 2}, 3) == (3, 0, 0)  # the next boundary
+    with pytest.raises(ConfigError, match='within its last epoch .3. with 2 processes.*--epochs 4'):
+        resume_position({'epoch': 2, 'step': 2, 'world_size': 2}, 3)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -210,8 +219,9 @@ def test_sync_bn_converts_in_place_and_needs_gpus(shapes, tmp_path):
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
     assert not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match='--sync_bn needs CUDA GPUs'):
-            train.main(flags(shapes, tmp_path, '--sync_bn'))
+        with pytest.warns(UserWarning, match='no effect in one process'):
+            with pytest.raises(ConfigError, match='--sync_bn needs CUDA GPUs'):
+                train.main(flags(shapes, tmp_path, '--sync_bn'))
         assert not os.path.exists(tmp_path / 'base_exp')
 
 

@@ -2,7 +2,9 @@
 `torchrun --nproc_per_node N train.py ...`. Without torchrun every function here acts for one process alone,
 so the Trainer calls them unconditionally."""
 import datetime
+import inspect
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -37,7 +39,12 @@ def init_distributed(args):
     """Joins the process group that torchrun describes in the environment (WORLD_SIZE, RANK, MASTER_ADDR, ...).
     A collective that waits longer than --dist_timeout seconds raises instead of hanging forever."""
     if int(os.environ.get('WORLD_SIZE', 1)) <= 1 or is_distributed():
+        if getattr(args, 'sync_bn', False) and not is_distributed():
+            warnings.warn('--sync_bn has no effect in one process: it shares BatchNorm statistics between the '
+                          'processes that torchrun starts', stacklevel=2)
         return
+    if args.dist_timeout <= 0:
+        raise ConfigError(f'--dist_timeout must be positive, got {args.dist_timeout}')
     if args.gpus:
         raise ConfigError('--gpus (DataParallel in one process) and torchrun (one process per GPU) do not mix: '
                           'leave out --gpus under torchrun (each process takes the GPU of its LOCAL_RANK)')
@@ -76,10 +83,12 @@ def wrap_ddp(model, args):
     """DistributedDataParallel: each backward averages the gradients over the processes."""
     if getattr(args, 'sync_bn', False):
         convert_sync_bn(model)
-    # forward_sync_buffers=False: no collective in the forward pass, so shards of unequal length cannot hang in
-    # validation; the Trainer gives every process rank 0's buffers (BatchNorm statistics) before it validates
+    # No buffer sync in the forward pass (torch >= 2.13 names it forward_sync_buffers), so shards of unequal
+    # length cannot hang in validation; the Trainer gives every process rank 0's buffers before it validates
+    names = inspect.signature(DistributedDataParallel).parameters
+    no_sync = 'forward_sync_buffers' if 'forward_sync_buffers' in names else 'broadcast_buffers'
     return DistributedDataParallel(model, device_ids=[local_rank()] if torch.cuda.is_available() else None,
-                                   forward_sync_buffers=False)
+                                   **{no_sync: False})
 
 
 def broadcast_buffers(model):

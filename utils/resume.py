@@ -18,7 +18,7 @@ log = logging.getLogger('torchbase')
 
 # Flags that --resume accepts again: they change how the run goes on, not what it computes.
 # Every other flag is the experiment's, and comes from the run's checkpoint.
-RESUME_FLAGS = ('epochs', 'num_workers', 'gpus', 'print_freq', 'save_freq', 'keep_last', 'check_data')
+RESUME_FLAGS = ('epochs', 'num_workers', 'gpus', 'print_freq', 'save_freq', 'keep_last', 'check_data', 'dist_timeout')
 
 
 def saved_args(run_dir):
@@ -61,22 +61,28 @@ def resume_args(parser, argv, run_dir):
         raise ConfigError(f'--resume {run_dir}: the run has done all the {epochs_done} epochs it had planned '
                           f'(--epochs {args.epochs}); pass --epochs N with N > {epochs_done} to train longer')
     args.resume = args.model_dir = run_dir
+    if world_size() > 1:
+        args.gpus = None  # a run begun with --gpus, resumed under torchrun: each process takes its LOCAL_RANK's GPU
     run_path, checkpoints = os.path.abspath(run_dir), os.path.abspath(args.checkpoints_dir)
     if os.path.commonpath([run_path, checkpoints]) != checkpoints:  # moved, or resumed from another folder
         args.checkpoints_dir = os.path.dirname(run_path)  # where `latest` goes
     return args
 
 
-def resume_position(ckpt):
-    """(epoch, step) to resume at, and this process's index in the checkpoint's per-process lists. A run resumed
-    with another number of processes shares each epoch out otherwise: it goes on at the next epoch."""
-    if ckpt.get('world_size', 1) == world_size():
-        return ckpt['epoch'] + 1, ckpt['step'], rank()
-    if ckpt['step']:
-        log.warning(f'The run had {ckpt.get("world_size", 1)} processes, this one has {world_size()}: the position in '
-                    f'epoch {ckpt["epoch"] + 1} does not carry over, so training goes on at epoch {ckpt["epoch"] + 2} '
-                    f'(from the weights saved at its step {ckpt["step"]})')
-    return ckpt['epoch'] + 1 + bool(ckpt['step']), 0, 0
+def resume_position(ckpt, epochs):
+    """(epoch, step) to resume at, and this process's index in the checkpoint's per-process lists. Another number
+    of processes shares an epoch out otherwise, so a run stopped within an epoch goes on at the next one."""
+    before, step, stopped_in = ckpt.get('world_size', 1), ckpt['step'], ckpt['epoch'] + 1
+    if before == world_size() or not step:
+        return stopped_in, step, rank() if before == world_size() else 0
+    if stopped_in == epochs:
+        raise ConfigError(f'the run stopped within its last epoch ({stopped_in}) with {before} processes; with '
+                          f'{world_size()} it can go on only at an epoch boundary: resume it with {before} processes, '
+                          f'or pass --epochs {epochs + 1} to train longer')
+    log.warning(f'The run had {before} processes, this one has {world_size()}: the position in epoch {stopped_in} '
+                f'does not carry over, so training goes on at epoch {stopped_in + 1} (from the weights saved at its '
+                f'step {step})')
+    return stopped_in + 1, 0, 0
 
 
 def own(entry, index):

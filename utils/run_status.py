@@ -10,8 +10,8 @@ import socket
 import time
 
 from utils.checkpoint import write_text
-from utils.dist import is_main
-from utils.errors import user_message
+from utils.dist import is_main, world_size
+from utils.errors import ConfigError, user_message
 from utils.run_dir import command_line
 
 log = logging.getLogger('torchbase')
@@ -50,7 +50,10 @@ class RunStatus:
             raise
         except BaseException as e:
             if self.fields['status'] == 'running':  # not after a stop signal's SystemExit
-                self.update(status='failed', message=user_message(e) or type(e).__name__)
+                message = user_message(e) or type(e).__name__
+                if world_size() > 1 and not isinstance(e, ConfigError):  # e.g. a peer gone: say where to look
+                    message += ' (another process may have failed first: see "[rank N] error" in the console)'
+                self.update(status='failed', message=message)
             raise
         self.update(status='finished')
 
