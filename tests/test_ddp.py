@@ -83,6 +83,17 @@ def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
     assert all((one / 'viz' / f).read_bytes() == (two / 'viz' / f).read_bytes() for f in os.listdir(one / 'viz'))
 
 
+def test_demo_data_is_made_once_by_rank_0(ddp_run, tmp_path):
+    """eval.py under torchrun on the demo list, in a folder without the demo data: rank 0 makes it (into a temporary
+    folder, then renamed) while the other process waits, and both evaluate it."""
+    p = subprocess.run(torchrun(os.path.join(ROOT, 'eval.py'), '--load_model_path', str(ddp_run / 'best.pth'),
+                                '--val_list', os.path.join('demo_data', 'shapes', 'val.txt'), '--save_prefix', 'demo'),
+                       cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0 and 'terminate called' not in p.stderr, p.stderr
+    assert p.stdout.count('Making the demo dataset') == 1 and os.listdir(tmp_path / 'demo_data') == ['shapes']
+    assert read_result(ddp_run / 'best' / 'shapes_val_demo' / 'result.txt')['num_samples'] == '200'
+
+
 def start_paused(tmp_path, pause_at, argv):
     """A 2-process torchrun training whose processes both pause before their `pause_at`-th step (tests/paused_train.py);
     returns it once they are there, with {rank: pid}."""
