@@ -17,7 +17,7 @@ from utils.dist import all_gather, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
 from utils.provenance import file_sha256, source_check
 from utils.run_dir import remove_run_dir
-from utils.torch_utils import get_device, load_model_weights, set_seed
+from utils.torch_utils import get_device, load_model_weights, set_seed, weights_key
 from utils.viz import make_panel, save_image
 
 log = logging.getLogger('torchbase')
@@ -36,7 +36,10 @@ class Evaluator:
         self.val_loader = select_eval_loader(args)
         self.metrics = SegMetrics(args.class_names, args.ignore_index)
         # Has the code that defines this model or its data changed since training? Said in the log and result.txt.
-        self.provenance = source_check(load_checkpoint(args.load_model_path, mmap=True), args, args.load_model_path)
+        ckpt = load_checkpoint(args.load_model_path, mmap=True)
+        # `weights: ema` when it was trained with --ema: those weights were validated and chose best.pth
+        self.provenance = {'weights': weights_key(ckpt) or 'state dict',
+                           **source_check(ckpt, args, args.load_model_path)}
         self.pictures = []  # under torchrun: those of this process, which rank 0 saves at the end
         if args.save_viz and is_main():
             os.makedirs(os.path.join(args.result_dir, 'viz'), exist_ok=True)

@@ -5,22 +5,18 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 
-import torch
-from tqdm import tqdm
-
-from data.data_entry import get_dataset_by_type, type2data
-from data.list_dataset import ListDataset, read_list
-from data.make_shapes import CLASS_NAMES, DEMO_DIR, ensure_demo_data
+from data.data_entry import type2data
+from data.make_shapes import CLASS_NAMES, DEMO_DIR
 from loss import type2loss
-from model.model_entry import select_model, type2model
+from model.model_entry import type2model
 from utils.checkpoint import load_checkpoint
+from utils.checks import check_args, check_inputs
 from utils.dist import init_distributed, is_main, on_main
-from utils.errors import ConfigError
 from utils.provenance import write_run_info
 from utils.resume import resume_args
 from utils.run_dir import close_logging, make_run_dir, read_latest, save_args, save_command, setup_logging
-from utils.torch_utils import check_fit, check_gpus, get_state_dict
 
 # The flags that define the model. eval.py takes them from the checkpoint unless its command line gives them.
 # EDIT ME: add every flag your model's __init__ reads.
@@ -71,10 +67,6 @@ def parse_train_args(parser):
                        help='list file of `image_path label_path` lines')
     group.add_argument('--epochs', type=int, default=10, help='passes over --train_list')
     group.add_argument('--batch_size', type=int, default=8, help='samples per training step')
-    group.add_argument('--lr', type=float, default=3e-3, help='learning rate')
-    group.add_argument('--momentum', type=float, default=0.9, help="Adam's beta1 (the momentum of the gradient)")
-    group.add_argument('--beta', type=float, default=0.999, help="Adam's beta2 (the momentum of its square)")
-    group.add_argument('--weight_decay', type=float, default=0.0, help='L2 penalty added by Adam')
     group.add_argument('--loss', default='ce', choices=list(type2loss), help='see loss.py')
     group.add_argument('--monitor', default='val/mIoU', help='the validation value that decides best.pth')
     group.add_argument('--monitor_mode', default='max', choices=['max', 'min'], help='max for scores, min for errors')
@@ -85,9 +77,56 @@ def parse_train_args(parser):
                        help='under torchrun on GPUs: BatchNorm statistics over the batches of all processes')
     group.add_argument('--resume', default='',
                        help='a run folder: continue it from its last.pth with its own flags (see utils/resume.py)')
-    group.add_argument('--print_freq', type=int, default=10, help='refresh the shown loss every this many steps')
+    group.add_argument('--print_freq', type=int, default=10,
+                       help='show the loss (and check that it is finite) every this many steps')
+    group.add_argument('--early_stop', type=int, default=0,
+                       help='stop when --monitor has not improved for this many epochs (0: never)')
     group.add_argument('--model_dir', default='', help='leave empty: prepare_train_args fills it in')
+    parse_optim_args(parser.add_argument_group('optimization (utils/optim.py)'))
+    group = parser.add_argument_group('debugging')
+    group.add_argument('--fast_dev_run', action='store_true',
+                       help='one training and one validation batch, in a temporary run folder removed at the end')
+    group.add_argument('--overfit_batches', type=int, default=0,
+                       help='train on the first N batches only, and validate on them: a model that cannot fit them '
+                            'has a bug')
+    group.add_argument('--limit_train_batches', type=int, default=0, help='train on N batches per epoch (0: all)')
+    group.add_argument('--limit_val_batches', type=int, default=0, help='validate on the first N batches (0: all)')
+    group.add_argument('--detect_anomaly', action='store_true',
+                       help='a NaN or inf in the backward pass raises an error naming the forward op; slow')
+    group.add_argument('--profile', action='store_true',
+                       help='save a torch.profiler trace of training steps 3-5 as trace.json in the run folder')
     return parser
+
+
+def parse_optim_args(group):
+    group.add_argument('--optimizer', default='adam', choices=['adam', 'adamw', 'sgd'], help='see build_optimizer')
+    group.add_argument('--lr', type=float, default=3e-3, help='learning rate (the peak one with a schedule)')
+    group.add_argument('--momentum', type=float, default=0.9,
+                       help="the momentum of the gradient: SGD's momentum, Adam's and AdamW's beta1")
+    group.add_argument('--beta', type=float, default=0.999, help="Adam's and AdamW's beta2 (SGD has none)")
+    group.add_argument('--weight_decay', type=float, default=0.0,
+                       help='an L2 penalty with adam and sgd; the decoupled decay of adamw (try 0.01 to 0.05)')
+    group.add_argument('--scheduler', default='none', choices=['none', 'step', 'cosine', 'plateau'],
+                       help='how the learning rate changes (formulas: utils/optim.LRSchedule)')
+    group.add_argument('--warmup_epochs', type=float, default=0, help='raise the lr linearly over these epochs')
+    group.add_argument('--lr_step_size', type=int, default=30, help='step: the lr times --lr_gamma every N epochs')
+    group.add_argument('--lr_gamma', type=float, default=0.1, help='step and plateau: the factor that lowers the lr')
+    group.add_argument('--lr_patience', type=int, default=2,
+                       help='plateau: lower the lr after --monitor has not improved for more than N epochs')
+    group.add_argument('--min_lr', type=float, default=0.0, help='cosine and plateau: the lowest lr')
+    group.add_argument('--accum_steps', type=int, default=1,
+                       help='update the weights every N steps with their mean gradient: a batch N times larger')
+    group.add_argument('--clip_grad', type=float, default=0.0, help='clip the gradient norm to this (0: no clipping)')
+    group.add_argument('--ema', type=float, default=0.0,
+                       help='keep an exponential moving average of the weights with this decay (e.g. 0.999) and '
+                            'validate, save as best and evaluate it (0: off)')
+    group.add_argument('--amp', action='store_true', help='mixed precision: autocast and, with float16, a GradScaler')
+    group.add_argument('--amp_dtype', default='auto', choices=['auto', 'bfloat16', 'float16'],
+                       help='--amp type; auto: bfloat16 on the CPU, float16 on a GPU')
+    group.add_argument('--channels_last', action='store_true',
+                       help='NHWC memory layout: faster convolutions with --amp on recent GPUs')
+    group.add_argument('--compile', action='store_true',
+                       help='torch.compile the model: faster steps after a first one that compiles (minutes)')
 
 
 def parse_test_args(parser):
@@ -102,29 +141,6 @@ def parse_test_args(parser):
     return parser
 
 
-def check_args(args):
-    """Raises one ConfigError listing every problem found, so they can all be fixed at once."""
-    problems = []
-    if len(args.class_names) != args.num_classes:
-        problems.append(f'--class_names has {len(args.class_names)} names for --num_classes {args.num_classes}')
-    for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq', 'dist_timeout'):
-        if getattr(args, name, 1) <= 0:
-            problems.append(f'--{name} must be positive, got {getattr(args, name)}')
-    for name in ('num_workers', 'seed', 'keep_last'):
-        if getattr(args, name, 0) < 0:
-            problems.append(f'--{name} must be 0 or more, got {getattr(args, name)}')
-    if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
-        problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
-    if getattr(args, 'sync_bn', False) and not torch.cuda.is_available():
-        problems.append('--sync_bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU): leave it out')
-    if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
-        problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
-    if problems:
-        raise ConfigError('\n  '.join(['invalid arguments:'] + problems))
-    if args.gpus:
-        check_gpus(args.gpus)
-
-
 def start_folder(args, folder, script, argv):
     """Saves args.json, command.txt and run_info.json (commit, environment, source hashes) into a new run or
     result folder and starts its log (train.log, eval.log)."""
@@ -132,38 +148,6 @@ def start_folder(args, folder, script, argv):
     save_command(folder, script, argv)
     write_run_info(args, folder)
     setup_logging(os.path.join(folder, script.replace('.py', '.log')))
-
-
-def check_samples(dataset):
-    """--check_data: reads every sample and reports all that cannot be used, not only the first."""
-    bad = []
-    for i in tqdm(range(len(dataset)), desc='--check_data', leave=False, dynamic_ncols=True):
-        try:
-            dataset[i]
-        except ConfigError as e:
-            bad.append(str(e))
-    if bad:
-        more = f'\n  ... and {len(bad) - 20} more' if len(bad) > 20 else ''
-        raise ConfigError(f'--check_data: {len(bad)} of {len(dataset)} samples cannot be used:\n  '
-                          + '\n  '.join(bad[:20]) + more)
-
-
-def check_inputs(args, is_train):
-    """Checks what can be checked before a folder is made, so that a mistake there leaves nothing behind: the
-    list files and their lines, the checkpoint to load (readable, plain values only, fits the model), and with
-    --check_data every sample. EDIT ME: check here the inputs of a dataset that reads no list file."""
-    for list_path in ([args.train_list] if is_train else []) + [args.val_list]:
-        ensure_demo_data(list_path)
-        if issubclass(type2data[args.data_type], ListDataset):
-            read_list(list_path)
-    if args.load_model_path and not getattr(args, 'resume', ''):
-        state = get_state_dict(args.load_model_path, mmap=True)  # mmap: no copy of the weights in memory
-        if not args.load_not_strict:
-            with torch.device('meta'):  # a model without memory or computation: only names and shapes count
-                check_fit(select_model(args), state, args.load_model_path)
-    if args.check_data:
-        for train_set in ([True] if is_train else []) + [False]:
-            check_samples(get_dataset_by_type(args, train_set))
 
 
 def get_train_model_dir(args):
@@ -206,6 +190,7 @@ def make_train_folder(parser, argv, args):
     if args.resume:  # the run's own args, with the flags that may change applied
         args = resume_args(parser, argv, args.resume)
     check_args(args)
+    apply_debug_flags(args)
     check_inputs(args, is_train=True)
     if args.resume:
         save_args(args, args.model_dir)  # --epochs may have grown
@@ -217,6 +202,16 @@ def make_train_folder(parser, argv, args):
         start_folder(args, args.model_dir, 'train.py', argv)
         log.info(f'Run folder: {args.model_dir}')
     return args
+
+
+def apply_debug_flags(args):
+    """--overfit_batches and --fast_dev_run set other flags, saved with the rest: the run folder says what ran."""
+    if args.overfit_batches:  # validate on the training samples it overfits (the sampler keeps the first ones)
+        args.val_list = args.train_list
+    if args.fast_dev_run:
+        args.epochs = args.limit_train_batches = args.limit_val_batches = 1
+        args.model_dir = ''
+        args.checkpoints_dir = tempfile.mkdtemp(prefix='torchbase_fast_dev_run_')  # train.main removes it
 
 
 def prepare_test_args(argv=None):

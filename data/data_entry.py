@@ -25,8 +25,9 @@ def get_dataset_by_type(args, is_train):
 
 def make_loader(dataset, args, is_train):
     # The order is a function of (--seed, epoch), set each epoch by the Trainer; under torchrun, this process's share.
-    return DataLoader(dataset, batch_size=args.batch_size, sampler=make_sampler(len(dataset), args.seed, is_train),
+    return DataLoader(dataset, batch_size=args.batch_size, sampler=make_sampler(len(dataset), args, is_train),
                       num_workers=args.num_workers, worker_init_fn=ignore_stop_signals,
+                      persistent_workers=args.num_workers > 0,  # no new worker processes every epoch
                       pin_memory=torch.cuda.is_available(),  # page-locked buffers make .to(cuda) asynchronous
                       generator=torch.Generator().manual_seed(args.seed))  # worker seeds: leaves the global RNG alone
 

@@ -29,9 +29,10 @@ class EpochSampler(DistributedSampler):
     set_epoch(epoch, skip) chooses the epoch and skips its first `skip` samples of this process's share:
     resuming mid-epoch is skipping the batches already trained on."""
 
-    def __init__(self, n, seed, num_replicas=1, rank=0):
+    def __init__(self, n, seed, num_replicas=1, rank=0, limit=0):
         super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.skip = 0
+        self.limit = min(limit or self.num_samples, self.num_samples)  # --limit_train_batches: samples per epoch
 
     def set_epoch(self, epoch, skip=0):
         super().set_epoch(epoch)
@@ -42,21 +43,21 @@ class EpochSampler(DistributedSampler):
         # orders of seed 0 shifted by one epoch
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset)).tolist()
         order = (order * math.ceil(self.total_size / len(order)))[:self.total_size]
-        return (EpochIndex(i, self.epoch) for i in order[self.rank::self.num_replicas][self.skip:])
+        return (EpochIndex(i, self.epoch) for i in order[self.rank::self.num_replicas][self.skip:self.limit])
 
     def __len__(self):
-        return self.num_samples - self.skip
+        return self.limit - self.skip
 
 
 class ShardSampler(Sampler):
     """Evaluation order: samples rank, rank + N, rank + 2N, ... of N processes, without padding, so that every
     sample is counted exactly once when the processes add up their metrics."""
 
-    def __init__(self, n, num_replicas=1, rank=0):
+    def __init__(self, n, num_replicas=1, rank=0, limit=0):
         if n < num_replicas:  # a process without a sample would have no metrics to add up
             raise ConfigError(f'{n} samples to evaluate for {num_replicas} processes: each needs one at least; '
                               'start fewer processes (torchrun --nproc_per_node) or evaluate a longer list')
-        self.indices = list(range(rank, n, num_replicas))
+        self.indices = list(range(rank, n, num_replicas))[:limit or None]  # --limit_val_batches
 
     def __iter__(self):
         return iter(self.indices)
@@ -65,7 +66,12 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
-def make_sampler(n, seed, is_train):
-    """The training or the evaluation order of n samples; under torchrun, this process's share of it."""
-    shard = dict(num_replicas=world_size(), rank=rank())
-    return EpochSampler(n, seed, **shard) if is_train else ShardSampler(n, **shard)
+def make_sampler(n, args, is_train):
+    """The training or the evaluation order of n samples; under torchrun, this process's share of it. The debug
+    flags shorten it: --overfit_batches N keeps the first N batches of samples (the same ones every epoch; the
+    Trainer validates on them too), --limit_train_batches / --limit_val_batches N the first N batches of an epoch."""
+    overfit = getattr(args, 'overfit_batches', 0) * args.batch_size * world_size()  # eval.py has no debug flags
+    n = min(n, overfit or n)
+    shard = dict(num_replicas=world_size(), rank=rank(),
+                 limit=getattr(args, 'limit_train_batches' if is_train else 'limit_val_batches', 0) * args.batch_size)
+    return EpochSampler(n, args.seed, **shard) if is_train else ShardSampler(n, **shard)

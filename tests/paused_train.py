@@ -20,7 +20,7 @@ def main():
     step = train.Trainer.step
     calls = 0
 
-    def paused_step(self, data):
+    def paused_step(self, data, *model):
         nonlocal calls
         calls += 1
         with open(progress, 'w') as f:
@@ -29,7 +29,7 @@ def main():
         while calls == int(pause_at) and self.stop.received is None and not os.path.exists(release) \
                 and time.time() < deadline:
             time.sleep(0.01)  # a SIGKILL ends it here; a SIGTERM or SIGINT lets the step finish
-        return step(self, data)
+        return step(self, data, *model)
 
     train.Trainer.step = paused_step
     run_cli(lambda: train.main(argv))

@@ -120,7 +120,7 @@ def test_resume_may_train_longer_but_not_change_the_experiment(shapes, tmp_path)
     run = str(tmp_path / 'base_exp')
     with pytest.raises(ConfigError, match=r'all the 2 epochs it had planned \(--epochs 2\); pass --epochs N'):
         prepare_train_args(['--resume', run])
-    with pytest.raises(ConfigError, match=r'--lr 0.1 \(the run has 0.003\), --loss dice \(the run has ce\)'):
+    with pytest.raises(ConfigError, match=r'--loss dice \(the run has ce\), --lr 0.1 \(the run has 0.003\)'):
         prepare_train_args(['--resume', run, '--epochs', '3', '--lr', '0.1', '--loss', 'dice'])
     train.main(['--resume', run, '--epochs', '3', '--num_workers', '1', '--lr', '0.003'])  # same value: allowed
     longer = torch.load(os.path.join(run, 'last.pth'), weights_only=True)

@@ -1,5 +1,4 @@
 """End to end on a tiny generated dataset: train two epochs, then evaluate; check every file a user relies on."""
-import argparse
 import os
 
 import pytest
@@ -14,6 +13,7 @@ from model.model_entry import select_model
 from options import prepare_train_args
 from tests.conftest import make_args
 from utils.errors import ConfigError
+from utils.optim import improved
 from utils.torch_utils import get_state_dict
 
 
@@ -142,11 +142,13 @@ def test_an_evaluation_that_cannot_start_leaves_nothing(trained_run):
     assert not (trained_run / 'last').exists()
 
 
-def test_update_best_by_mode():
+def test_improved_by_mode():
     for mode, values in (('max', [0.5, 0.5, 0.4, 0.6]), ('min', [0.5, 0.5, 0.6, 0.4])):
-        trainer = argparse.Namespace(best_metric=None, args=argparse.Namespace(monitor_mode=mode))
-        assert [train.Trainer.update_best(trainer, v) for v in values] == [True, False, False, True]
-        assert trainer.best_metric == values[-1]
+        best, seen = None, []
+        for v in values:
+            seen.append(improved(v, best, mode))
+            best = v if seen[-1] else best
+        assert seen == [True, False, False, True] and best == values[-1]
 
 
 def test_checkpoints_of_a_wrapped_model_have_no_prefix(train_argv, tmp_path, monkeypatch):

@@ -44,7 +44,7 @@ class Recorder:
 class Logger:
     """The curves, pictures and checkpoints of a training run, written into args.model_dir.
     (prepare_train_args has already sent the log to args.model_dir/train.log.)"""
-    RESUME_ONLY = ('optimizer', 'rng', 'partial')  # what only last.pth, the file --resume reads, needs
+    RESUME_ONLY = ('optimizer', 'schedule', 'scaler', 'rng', 'partial')  # what only last.pth, read by --resume, needs
 
     def __init__(self, args, purge_step=None):
         self.args = args

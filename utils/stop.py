@@ -16,6 +16,7 @@ class StopSignals:
 
     def __init__(self):
         self.received = None  # the signal number once one came
+        self.settled = False  # under torchrun: whether the processes agreed to stop, at their last agreement
         self.previous = {}
 
     def handle(self, signum, frame):
@@ -30,11 +31,17 @@ class StopSignals:
         processes a step apart, they agree (one collective) every `every` steps, and stop together."""
         if world_size() == 1:
             return self.received is not None
-        if step % every:
-            return False
-        signum = int(all_reduce(torch.tensor(self.received or 0), op='max'))
-        self.received = signum or None
-        return self.received is not None
+        if step % every == 0:  # every process gets here at the same steps
+            signum = int(all_reduce(torch.tensor(self.received or 0), op='max'))
+            self.received = signum or None
+            self.settled = self.received is not None
+        return self.settled
+
+    def exit(self, status, where):
+        """After a stop: marks the RunStatus `status` stopped (with the command that resumes the run) and exits with
+        128 + the signal number, as the shell does."""
+        status.stopped(f'by {signal.Signals(self.received).name} {where}; last.pth saved')
+        raise SystemExit(128 + self.received)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers

@@ -15,11 +15,18 @@ log = logging.getLogger('torchbase')
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')  # added by DataParallel / DDP and by torch.compile
 
 
+def weights_key(ckpt):
+    """The entry of a TorchBase checkpoint whose weights to use: `ema` when it was trained with --ema (the weights it
+    validated and chose best.pth by), else `model`; None for a bare state dict."""
+    return next((key for key in ('ema', 'model') if isinstance(ckpt.get(key), dict)), None)
+
+
 def get_state_dict(path, mmap=False):
-    """The model weights in `path`: a TorchBase checkpoint's 'model' entry, or a bare state dict, with
-    wrapper prefixes removed so that checkpoints of wrapped models load into a plain one."""
+    """The model weights in `path` (see weights_key), or those of a bare state dict, with wrapper prefixes removed
+    so that checkpoints of wrapped models load into a plain one."""
     ckpt = load_checkpoint(path, mmap=mmap)
-    state = ckpt['model'] if isinstance(ckpt.get('model'), dict) else ckpt
+    key = weights_key(ckpt)
+    state = ckpt[key] if key else ckpt
     clean = {}
     for k, v in state.items():
         while k.startswith(WRAPPER_PREFIXES):
@@ -109,3 +116,15 @@ def get_device(args):
         check_gpus(args.gpus)
         return torch.device('cuda', args.gpus[0])
     return torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
+
+
+def write_model_summary(model, folder):
+    """Logs the parameter count and size of `model`, and writes them with its layers into folder/model_summary.txt."""
+    params = list(model.parameters())
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    size = sum(t.numel() * t.element_size() for t in params + list(model.buffers()))
+    line = (f'{type(model).__name__}: {sum(p.numel() for p in params):,} parameters ({trainable:,} trainable), '
+            f'{size / 2 ** 20:.2f} MiB of weights and buffers')
+    log.info(line)
+    if is_main():
+        write_text(os.path.join(folder, 'model_summary.txt'), f'{line}\n\n{model}\n')

@@ -1,0 +1,86 @@
+"""The checks made before a run or result folder exists, so that a mistake leaves nothing behind: the flags
+(check_args), the inputs (check_inputs: list files, the checkpoint to load) and, with --check_data, every sample.
+EDIT ME: add the checks of your own flags to check_args, and of a dataset that reads no list file to check_inputs."""
+import os
+
+import torch
+from tqdm import tqdm
+
+from data.data_entry import get_dataset_by_type, type2data
+from data.list_dataset import ListDataset, read_list
+from data.make_shapes import ensure_demo_data
+from model.model_entry import select_model
+from utils.errors import ConfigError
+from utils.torch_utils import check_fit, check_gpus, get_state_dict
+
+
+def check_args(args):
+    """Raises one ConfigError listing every problem found, so they can all be fixed at once."""
+    problems = []
+    if len(args.class_names) != args.num_classes:
+        problems.append(f'--class_names has {len(args.class_names)} names for --num_classes {args.num_classes}')
+    for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq', 'dist_timeout', 'accum_steps',
+                 'lr_step_size', 'lr_gamma'):
+        if getattr(args, name, 1) <= 0:
+            problems.append(f'--{name} must be positive, got {getattr(args, name)}')
+    for name in ('num_workers', 'seed', 'keep_last', 'early_stop', 'warmup_epochs', 'lr_patience', 'min_lr',
+                 'clip_grad', 'ema', 'overfit_batches', 'limit_train_batches', 'limit_val_batches'):
+        if getattr(args, name, 0) < 0:
+            problems.append(f'--{name} must be 0 or more, got {getattr(args, name)}')
+    if getattr(args, 'ema', 0) >= 1:
+        problems.append(f'--ema {args.ema} is a decay: use a value below 1, e.g. 0.999 (0 turns it off)')
+    if getattr(args, 'warmup_epochs', 0) >= getattr(args, 'epochs', 1):
+        problems.append(f'--warmup_epochs {args.warmup_epochs} leaves no epoch of --epochs {args.epochs} after it')
+    if getattr(args, 'min_lr', 0) > getattr(args, 'lr', 1):
+        problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
+    if getattr(args, 'fast_dev_run', False) and args.resume:
+        problems.append('--fast_dev_run checks that a run starts: it cannot --resume one')
+    if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
+        problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
+    if getattr(args, 'sync_bn', False) and not torch.cuda.is_available():
+        problems.append('--sync_bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU): leave it out')
+    if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
+        problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
+    if problems:
+        raise ConfigError('\n  '.join(['invalid arguments:'] + problems))
+    if args.gpus:
+        check_gpus(args.gpus)
+
+
+def check_monitor(monitor, val_metrics):
+    """--monitor must name a value that validation records: val/loss or one of `val_metrics`'s scores."""
+    known = ['val/loss'] + [f'val/{name}' for name in val_metrics.compute()]
+    if monitor not in known:
+        raise ConfigError(f'--monitor {monitor!r} is not recorded; choose one of {", ".join(known)}')
+
+
+def check_samples(dataset):
+    """--check_data: reads every sample and reports all that cannot be used, not only the first."""
+    bad = []
+    for i in tqdm(range(len(dataset)), desc='--check_data', leave=False, dynamic_ncols=True):
+        try:
+            dataset[i]
+        except ConfigError as e:
+            bad.append(str(e))
+    if bad:
+        more = f'\n  ... and {len(bad) - 20} more' if len(bad) > 20 else ''
+        raise ConfigError(f'--check_data: {len(bad)} of {len(dataset)} samples cannot be used:\n  '
+                          + '\n  '.join(bad[:20]) + more)
+
+
+def check_inputs(args, is_train):
+    """Checks what can be checked before a folder is made, so that a mistake there leaves nothing behind: the
+    list files and their lines, the checkpoint to load (readable, plain values only, fits the model), and with
+    --check_data every sample. EDIT ME: check here the inputs of a dataset that reads no list file."""
+    for list_path in ([args.train_list] if is_train else []) + [args.val_list]:
+        ensure_demo_data(list_path)
+        if issubclass(type2data[args.data_type], ListDataset):
+            read_list(list_path)
+    if args.load_model_path and not getattr(args, 'resume', ''):
+        state = get_state_dict(args.load_model_path, mmap=True)  # mmap: no copy of the weights in memory
+        if not args.load_not_strict:
+            with torch.device('meta'):  # a model without memory or computation: only names and shapes count
+                check_fit(select_model(args), state, args.load_model_path)
+    if args.check_data:
+        for train_set in ([True] if is_train else []) + [False]:
+            check_samples(get_dataset_by_type(args, train_set))
