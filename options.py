@@ -198,6 +198,8 @@ def make_train_folder(parser, argv, args):
         setup_logging(os.path.join(args.model_dir, 'train.log'))
         log.info(f'Resuming {args.model_dir}')
     else:
+        if args.fast_dev_run:  # train.main removes it at the end
+            args.checkpoints_dir = tempfile.mkdtemp(prefix='torchbase_fast_dev_run_')
         args.model_dir = get_train_model_dir(args)
         start_folder(args, args.model_dir, 'train.py', argv)
         log.info(f'Run folder: {args.model_dir}')
@@ -208,10 +210,9 @@ def apply_debug_flags(args):
     """--overfit_batches and --fast_dev_run set other flags, saved with the rest: the run folder says what ran."""
     if args.overfit_batches:  # validate on the training samples it overfits (the sampler keeps the first ones)
         args.val_list = args.train_list
-    if args.fast_dev_run:
+    if args.fast_dev_run:  # its run folder goes into a temporary folder, made once the checks pass
         args.epochs = args.limit_train_batches = args.limit_val_batches = 1
         args.model_dir = ''
-        args.checkpoints_dir = tempfile.mkdtemp(prefix='torchbase_fast_dev_run_')  # train.main removes it
 
 
 def prepare_test_args(argv=None):

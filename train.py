@@ -127,7 +127,7 @@ class Trainer:
                 return i + 1
         self.check_loss(epoch)
         self.logger.save_imgs(self.gen_imgs_to_write(img, pred, label, is_train=True), epoch)
-        self.record_metrics('train')
+        self.logger.record_metrics('train', self.metrics['train'])
         return self.steps_per_epoch
 
     @torch.no_grad()
@@ -146,7 +146,7 @@ class Trainer:
                 self.logger.save_imgs(self.gen_imgs_to_write(img, pred, label, is_train=False), epoch)
             if i % self.args.print_freq == 0:
                 self.status.beat()
-        self.record_metrics('val')
+        self.logger.record_metrics('val', self.metrics['val'])
 
     def step(self, data, model):
         # EDIT ME: unpack what your dataset returns; keep returning (input, prediction, target).
@@ -181,14 +181,6 @@ class Trainer:
 
     def compute_metrics(self, pred, gt, is_train):
         self.metrics['train' if is_train else 'val'].update(pred.detach(), gt)
-
-    def record_metrics(self, phase):
-        """Records the metrics of the whole epoch (one confusion matrix, not a mean of batches; under torchrun,
-        that of all the processes)."""
-        self.metrics[phase].sync()
-        for name, value in self.metrics[phase].compute().items():
-            self.logger.record_scalar(f'{phase}/{name}', value)
-        self.metrics[phase].reset()
 
     def gen_imgs_to_write(self, img, pred, label, is_train):
         """{tag: picture} for TensorBoard: the batch's first sample as input | prediction | ground truth."""
@@ -232,6 +224,7 @@ class Trainer:
         """What checkpoints hold besides the model, by state_dict(); only last.pth has all (Logger.RESUME_ONLY)."""
         parts = {'optimizer': self.optimizer, 'schedule': self.schedule, 'scaler': self.scaler, 'ema': self.ema}
         return {k: v for k, v in parts.items() if v is not None}
+
 
 def main(argv=None):
     trainer = args = None

@@ -66,6 +66,17 @@ def read_result(path):
     return dict(line.split(': ', 1) for line in path.read_text().splitlines())
 
 
+def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(shapes, tmp_path):
+    """--accum_steps skips DDP's all-reduce on the steps that do not update; the EMA's BatchNorm buffers, which
+    each process averages from its own batches, are rank 0's in every process before validation."""
+    p = run(torchrun('train.py', *flags(shapes, tmp_path, '--accum_steps', '2', '--ema', '0.9')))
+    assert p.returncode == 0, p.stderr
+    best = torch.load(tmp_path / 'base_exp' / 'best.pth', weights_only=True)
+    assert best['world_size'] == 2 and 'ema' in best
+    scores = evaluate.main(['--load_model_path', str(tmp_path / 'base_exp' / 'best.pth')])  # one process, the EMA
+    assert all(f'{scores[k[4:]]:.4f}' == f'{v:.4f}' for k, v in best['metrics'].items() if k[4:] in scores)
+
+
 def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
     best = ddp_run / 'best.pth'
     evaluate.main(['--load_model_path', str(best), '--save_prefix', 'one', '--save_viz', '--viz_freq', '2'])

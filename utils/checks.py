@@ -33,8 +33,6 @@ def check_args(args):
         problems.append(f'--warmup_epochs {args.warmup_epochs} leaves no epoch of --epochs {args.epochs} after it')
     if getattr(args, 'min_lr', 0) > getattr(args, 'lr', 1):
         problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
-    if getattr(args, 'fast_dev_run', False) and args.resume:
-        problems.append('--fast_dev_run checks that a run starts: it cannot --resume one')
     if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
         problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
     if getattr(args, 'sync_bn', False) and not torch.cuda.is_available():

@@ -56,6 +56,14 @@ class Logger:
     def record_scalar(self, name, value, n=1):
         self.recorder.record(name, value, n)
 
+    def record_metrics(self, phase, metrics):
+        """Records the scores of `metrics` over the whole epoch as `<phase>/<name>` (one confusion matrix, not a mean
+        of batches; under torchrun, that of all the processes), then resets it for the next epoch."""
+        metrics.sync()
+        for name, value in metrics.compute().items():
+            self.record_scalar(f'{phase}/{name}', value)
+        metrics.reset()
+
     def save_curves(self, epoch):
         """Writes the means recorded since the last call as TensorBoard scalars at step `epoch`, returns them."""
         self.recorder.all_reduce()

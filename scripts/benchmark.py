@@ -1,0 +1,160 @@
+"""Is the Trainer as fast as a hand-written loop? Times, in one process and alternating, one training epoch of the
+Trainer (its logging and progress bar on, validation left out) and of a minimal loop with the same model, data
+order, optimizer and seed; then the loader alone; on a GPU also fp32 vs --amp vs --amp --channels_last.
+Run: python scripts/benchmark.py [--pairs 5] [--out checkpoints/benchmark.json] [train.py flags, e.g. --model_type]"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+
+import torch  # noqa: E402
+
+import train  # noqa: E402
+from data.data_entry import select_train_loader  # noqa: E402
+from loss import select_loss  # noqa: E402
+from model.model_entry import select_model  # noqa: E402
+from options import make_parser, parse_train_args, prepare_train_args  # noqa: E402
+from utils.torch_utils import get_device, set_seed  # noqa: E402
+
+
+def timed(device, fn):
+    """(seconds that fn() took, its result), waiting for the GPU before and after; resets the peak memory."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, out
+
+
+def peak_mib(device):
+    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else None
+
+
+def trainer_epoch(argv):
+    """The Trainer's first training epoch, as train.py runs it: (seconds, final weights, peak GPU MiB)."""
+    trainer = train.Trainer(prepare_train_args(argv))
+    seconds, _ = timed(trainer.device, lambda: trainer.train_per_epoch(1))
+    trainer.logger.close()
+    return seconds, trainer.raw_model.state_dict(), peak_mib(trainer.device)
+
+
+def raw_epoch(argv):
+    """What a researcher would write by hand: the same loader, model, loss and Adam, nothing else."""
+    args = parse_train_args(make_parser('')).parse_args(argv)
+    set_seed(args.seed)  # the Trainer seeds, builds its loaders (no random draw), then the model: the same weights
+    device = get_device(args)
+    loader = select_train_loader(args)
+    model = select_model(args).to(device).train()
+    criterion = select_loss(args)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(args.momentum, args.beta),
+                                 weight_decay=args.weight_decay)
+    loader.sampler.set_epoch(1)
+
+    def epoch():
+        for img, label in loader:
+            img, label = img.to(device, non_blocking=True), label.to(device, non_blocking=True)
+            loss = criterion(model(img), label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    seconds, _ = timed(device, epoch)
+    return seconds, model.state_dict(), peak_mib(device)
+
+
+def loader_rate(argv, data_type):
+    """Images per second of the training loader alone (one epoch), and the seconds its dataset took to build."""
+    args = parse_train_args(make_parser('')).parse_args(argv + ['--data_type', data_type])
+    build, loader = timed(torch.device('cpu'), lambda: select_train_loader(args))
+    loader.sampler.set_epoch(1)
+    seconds, n = timed(torch.device('cpu'), lambda: sum(img.shape[0] for img, _ in loader))
+    return n / seconds, build
+
+
+def spread(values):
+    return {'median': statistics.median(values), 'min': min(values), 'max': max(values), 'all': values}
+
+
+def compare_loops(argv, pairs):
+    """Alternates Trainer and raw epochs (which goes first alternates too, so drift favours neither)."""
+    runs = {'trainer': [], 'raw': []}
+    for pair in range(pairs):
+        for kind in (('trainer', 'raw') if pair % 2 == 0 else ('raw', 'trainer')):
+            runs[kind].append((trainer_epoch if kind == 'trainer' else raw_epoch)(argv))
+    paired = list(zip(runs['trainer'], runs['raw'], strict=True))
+    equal = [all(torch.equal(t[1][k], r[1][k]) for k in r[1]) for t, r in paired]
+    return {'trainer_s': spread([t[0] for t in runs['trainer']]), 'raw_s': spread([r[0] for r in runs['raw']]),
+            'ratio': spread([t[0] / r[0] for t, r in paired]),
+            'weights_equal': equal, 'trainer_peak_mib': runs['trainer'][-1][2], 'raw_peak_mib': runs['raw'][-1][2]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--pairs', type=int, default=5, help='alternating Trainer / raw loop epoch pairs')
+    parser.add_argument('--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON')
+    own, argv = parser.parse_known_args()
+    with tempfile.TemporaryDirectory() as runs:
+        argv = ['--checkpoints_dir', runs, '--save_prefix', 'benchmark'] + argv
+        args = parse_train_args(make_parser('')).parse_args(argv)
+        loops = compare_loops(argv, own.pairs)
+        samples = len(select_train_loader(args).sampler)  # an epoch's (--limit_train_batches may shorten it)
+        rates = {}
+        for _ in range(3):  # alternated, medians kept
+            for kind in ('list', 'mem_list'):
+                rates.setdefault(kind, []).append(loader_rate(argv, kind))
+        loader = {kind: {'img_per_s': statistics.median(r[0] for r in v), 'build_s': statistics.median(r[1] for r in v)}
+                  for kind, v in rates.items()}
+        gpu = {}
+        if torch.cuda.is_available():
+            for name, extra in (('fp32', []), ('amp', ['--amp']), ('amp_channels_last', ['--amp', '--channels_last'])):
+                seconds = [trainer_epoch(argv + extra) for _ in range(3)]
+                gpu[name] = {'s_per_epoch': statistics.median(s[0] for s in seconds), 'peak_mib': seconds[-1][2]}
+    step_rate = samples / loops['raw_s']['median']
+    figures = {'machine': {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(),
+                           'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
+                           'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+               'model_type': args.model_type, 'samples': samples, 'batch_size': args.batch_size,
+               'num_workers': args.num_workers, **loops, 'train_img_per_s': step_rate, 'loader': loader, 'gpu': gpu}
+    print_table(figures)
+    os.makedirs(os.path.dirname(os.path.abspath(own.out)), exist_ok=True)
+    with open(own.out, 'w') as f:
+        json.dump(figures, f, indent=2)
+    print(f'\nfigures: {own.out}')
+
+
+def print_table(f):
+    m = f['machine']
+    print(f"\n{f['model_type']} model, {f['samples']} samples an epoch, batch {f['batch_size']}, --num_workers "
+          f"{f['num_workers']}; {m['gpu'] or 'CPU'}, {m['cores']} cores, {m['torch_threads']} torch threads, "
+          f"torch {m['torch']}")
+    rows = [('', 's/epoch', 'img/s', 'note')]
+    for kind in ('raw', 'trainer'):
+        s = f[f'{kind}_s']
+        rows.append((f'{kind} loop' if kind == 'raw' else 'Trainer', f"{s['median']:.3f}",
+                     f"{f['samples'] / s['median']:.1f}", f"median of {len(s['all'])}, {s['min']:.3f}-{s['max']:.3f}"))
+    r = f['ratio']
+    rows.append(('Trainer / raw', f"{r['median']:.4f}", '', f"pairs {r['min']:.4f}-{r['max']:.4f}"))
+    rows.append(('weights equal', f"{sum(f['weights_equal'])}/{len(f['weights_equal'])}", '', 'torch.equal, by pair'))
+    for kind, v in f['loader'].items():
+        rows.append((f'loader {kind}', '', f"{v['img_per_s']:.1f}",
+                     f"{v['img_per_s'] / f['train_img_per_s']:.1f}x the training step; built in {v['build_s']:.2f} s"))
+    for name, v in f['gpu'].items():
+        rows.append((f'GPU {name}', f"{v['s_per_epoch']:.3f}", f"{f['samples'] / v['s_per_epoch']:.1f}",
+                     f"peak {v['peak_mib']:.0f} MiB"))
+    if f['gpu']:
+        rows.append(('GPU peak MiB', '', '', f"Trainer {f['trainer_peak_mib']:.0f}, raw loop {f['raw_peak_mib']:.0f}"))
+    for row in rows:
+        print(f'{row[0]:<22}{row[1]:>10}{row[2]:>10}   {row[3]}')
+
+
+if __name__ == '__main__':
+    main()
