@@ -80,12 +80,21 @@ def loader_rate(argv, data_type):
     return n / seconds, build
 
 
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):  # not Linux
+        return platform.processor() or platform.machine()
+
+
 def spread(values):
     return {'median': statistics.median(values), 'min': min(values), 'max': max(values), 'all': values}
 
 
 def compare_loops(argv, pairs):
     """Alternates Trainer and raw epochs (which goes first alternates too, so drift favours neither)."""
+    raw_epoch(argv + ['--limit_train_batches', '10'])  # untimed warm-up: the first epoch of a process is slower
     runs = {'trainer': [], 'raw': []}
     for pair in range(pairs):
         for kind in (('trainer', 'raw') if pair % 2 == 0 else ('raw', 'trainer')):
@@ -99,7 +108,7 @@ def compare_loops(argv, pairs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--pairs', type=int, default=5, help='alternating Trainer / raw loop epoch pairs')
+    parser.add_argument('--pairs', type=int, default=7, help='alternating Trainer / raw loop epoch pairs')
     parser.add_argument('--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON')
     own, argv = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as runs:
@@ -119,7 +128,7 @@ def main():
                 seconds = [trainer_epoch(argv + extra) for _ in range(3)]
                 gpu[name] = {'s_per_epoch': statistics.median(s[0] for s in seconds), 'peak_mib': seconds[-1][2]}
     step_rate = samples / loops['raw_s']['median']
-    figures = {'machine': {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(),
+    figures = {'machine': {'cpu': cpu_name(), 'cores': os.cpu_count(),
                            'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
                            'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None},
                'model_type': args.model_type, 'samples': samples, 'batch_size': args.batch_size,
@@ -134,7 +143,7 @@ def main():
 def print_table(f):
     m = f['machine']
     print(f"\n{f['model_type']} model, {f['samples']} samples an epoch, batch {f['batch_size']}, --num_workers "
-          f"{f['num_workers']}; {m['gpu'] or 'CPU'}, {m['cores']} cores, {m['torch_threads']} torch threads, "
+          f"{f['num_workers']}; {m['gpu'] or m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
           f"torch {m['torch']}")
     rows = [('', 's/epoch', 'img/s', 'note')]
     for kind in ('raw', 'trainer'):
