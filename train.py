@@ -80,7 +80,7 @@ class Trainer:
     def train(self):
         """Epochs start_epoch..--epochs. SIGTERM or Ctrl-C: saves a resumable last.pth, exits with 128 + signal."""
         try:
-            with self.status.tracking(), self.stop, self.profiler:  # status.json: running, then finished, ...
+            with self.stop, self.status.tracking(), self.profiler:  # signals held until status.json says how it ended
                 for epoch in range(self.start_epoch, self.args.epochs + 1):
                     done = self.train_per_epoch(epoch, self.start_step if epoch == self.start_epoch else 0)
                     if done < self.steps_per_epoch:  # stopped mid-epoch; a stop in validation waits for its end

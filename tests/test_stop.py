@@ -125,11 +125,22 @@ def test_a_non_finite_loss_fails_the_run_and_says_so_in_its_log(shapes, tmp_path
         return compute_loss(self, pred, gt)
 
     monkeypatch.setattr(train.Trainer, 'compute_loss', nan_and_stop)
+    handlers, update = [], train.RunStatus.update
+
+    def spied_update(self, **fields):  # which SIGTERM handler is in place while `failed` is written
+        if fields.get('status') == 'failed':
+            handlers.append(signal.getsignal(signal.SIGTERM))
+        return update(self, **fields)
+
+    monkeypatch.setattr(train.RunStatus, 'update', spied_update)
     with pytest.raises(SystemExit) as stop:
         run_cli(lambda: train.main(flags(shapes, tmp_path)))
     run = tmp_path / 'base_exp'
     assert stop.value.code == 1 and stopped_position(run) == (1, 0)
     assert read_status(run)['status'] == 'failed'
+    # still the Trainer's: under torchrun, the SIGTERM that stops the other processes after a failure must not kill
+    # one before its status.json says `failed`
+    assert len(handlers) == 1 and getattr(handlers[0], '__func__', None) is train.StopSignals.handle
     assert 'error: the loss is not finite at epoch 2, step 2/3' in (run / 'train.log').read_text()
 
 
