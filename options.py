@@ -23,6 +23,7 @@ from utils.run_dir import close_logging, make_run_dir, read_latest, save_args, s
 MODEL_ARGS = ('model_type', 'num_classes', 'class_names')
 # How the data is read and scored: eval.py also uses the training run's values unless given.
 DATA_ARGS = ('data_type', 'val_list', 'ignore_index')
+TEMPORARY = 'torchbase_fast_dev_run_'  # the name of --fast_dev_run's temporary folder begins so
 log = logging.getLogger('torchbase')
 
 
@@ -189,7 +190,7 @@ def prepare_train_args(argv=None):
 def make_train_folder(parser, argv, args):
     if args.resume:  # the run's own args, with the flags that may change applied
         args = resume_args(parser, argv, args.resume)
-    check_args(args)
+    check_args(args)  # the flags of the real run, before the debugging modes change some
     apply_debug_flags(args)
     check_inputs(args, is_train=True)
     if args.resume:
@@ -199,7 +200,7 @@ def make_train_folder(parser, argv, args):
         log.info(f'Resuming {args.model_dir}')
     else:
         if args.fast_dev_run:  # train.main removes it at the end
-            args.checkpoints_dir = tempfile.mkdtemp(prefix='torchbase_fast_dev_run_')
+            args.checkpoints_dir = tempfile.mkdtemp(prefix=TEMPORARY)
         args.model_dir = get_train_model_dir(args)
         start_folder(args, args.model_dir, 'train.py', argv)
         log.info(f'Run folder: {args.model_dir}')
@@ -207,10 +208,11 @@ def make_train_folder(parser, argv, args):
 
 
 def apply_debug_flags(args):
-    """--overfit_batches and --fast_dev_run set other flags, saved with the rest: the run folder says what ran."""
-    if args.overfit_batches:  # validate on the training samples it overfits (the sampler keeps the first ones)
+    """--overfit_batches and --fast_dev_run set other flags; --overfit_batches's are saved in args.json."""
+    if args.overfit_batches and args.val_list != args.train_list:  # validate on the samples it overfits
+        log.info(f'--overfit_batches: validating on --train_list {args.train_list}, not {args.val_list}')
         args.val_list = args.train_list
-    if args.fast_dev_run:  # its run folder goes into a temporary folder, made once the checks pass
+    if args.fast_dev_run and not args.resume:  # a temporary run folder, made once the checks pass
         args.epochs = args.limit_train_batches = args.limit_val_batches = 1
         args.model_dir = ''
 

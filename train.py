@@ -15,7 +15,7 @@ from data.data_entry import select_eval_loader, select_train_loader
 from loss import select_loss
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
-from options import prepare_train_args
+from options import TEMPORARY, prepare_train_args
 from utils.checkpoint import load_checkpoint
 from utils.checks import check_monitor
 from utils.dist import all_reduce, broadcast_buffers, close_distributed, is_distributed, is_main
@@ -24,11 +24,11 @@ from utils.logger import Logger
 from utils.optim import LRSchedule, ModelEMA, amp_dtype, autocast, build_optimizer, improved
 from utils.profile import make_profiler
 from utils.provenance import provenance
-from utils.resume import checkpoint_state, load_resume_state
 from utils.run_dir import remove_run_dir
 from utils.run_status import RunStatus
 from utils.stop import StopSignals
 from utils.torch_utils import get_device, load_model_weights, set_seed, write_model_summary
+from utils.trainer_state import checkpoint_state, load_resume_state
 from utils.viz import make_panel
 
 log = logging.getLogger('torchbase')
@@ -40,8 +40,7 @@ class Trainer:
         set_seed(args.seed, args.deterministic)
         torch.autograd.set_detect_anomaly(args.detect_anomaly)  # names the forward op behind a NaN gradient; slow
         self.device = get_device(args)
-        self.train_loader = select_train_loader(args)
-        self.val_loader = select_eval_loader(args)
+        self.train_loader, self.val_loader = select_train_loader(args), select_eval_loader(args)
         self.steps_per_epoch = len(self.train_loader)
         self.raw_model = select_model(args)  # unwrapped: what checkpoints hold, with no `module.` prefix
         # The ways to start: fresh (as built), a strict or partial (load_match_dict) load of --load_model_path,
@@ -75,7 +74,7 @@ class Trainer:
             log.info('The run stopped before its first checkpoint: training it again from epoch 1')
         self.status = RunStatus(args)
         self.stop = StopSignals()
-        self.profiler = make_profiler(args)
+        self.profiler = make_profiler(args, self.steps_per_epoch)
 
     def train(self):
         """Epochs start_epoch..--epochs. SIGTERM or Ctrl-C: saves a resumable last.pth, exits with 128 + signal."""
@@ -197,17 +196,17 @@ class Trainer:
         is_best = improved(value, self.best_metric, self.args.monitor_mode)
         self.best_metric, self.best_epoch = (value, epoch) if is_best else (self.best_metric, self.best_epoch)
         self.schedule.end_epoch(value)
-        self.logger.save_check_point(checkpoint_state(self, epoch, 0, scalars), epoch, is_best)
+        stop = self.args.early_stop and epoch - self.best_epoch >= self.args.early_stop and epoch < self.args.epochs
+        self.logger.save_check_point(checkpoint_state(self, epoch, 0, scalars), epoch, is_best, final=stop)
         self.status.update(epochs_done=epoch, best_metric=self.best_metric, best_epoch=self.best_epoch)
         shown = ' '.join(f'{k} {scalars[k]:.4f}' for k in ('train/loss', 'val/loss', 'val/mIoU') if k in scalars)
         log.info(f'epoch {epoch}/{self.args.epochs} {shown} lr {scalars["train/lr"]:.3g} | best {self.args.monitor} '
                  f'{self.best_metric:.4f} (epoch {self.best_epoch}) | {time.time() - self.epoch_start:.1f}s')
-        if self.args.early_stop and epoch - self.best_epoch >= self.args.early_stop and epoch < self.args.epochs:
+        if stop:
             self.status.update(message=f'early stop after epoch {epoch}: {self.args.monitor} has not improved for '
                                        f'{self.args.early_stop} epochs; best.pth is epoch {self.best_epoch}')
             log.info(self.status.fields['message'])
-            return True
-        return False
+        return bool(stop)
 
     def check_loss(self, epoch, loss=None):
         """Stops the run at a non-finite loss, before a checkpoint can save the weights it spoilt; returns `loss` as a
@@ -241,8 +240,9 @@ def main(argv=None):
         close_distributed(trainer, wait=False)  # another process may be gone: do not wait for it
         raise
     finally:
-        if args and args.fast_dev_run and is_main():  # its run folder was temporary
+        if args and args.fast_dev_run and is_main() and TEMPORARY in args.checkpoints_dir:  # see apply_debug_flags
             shutil.rmtree(args.checkpoints_dir, ignore_errors=True)
+            log.info(f'--fast_dev_run: its temporary folder {args.checkpoints_dir} is removed')
         close_distributed(trainer)
 
 

@@ -1,7 +1,7 @@
 """Is the Trainer as fast as a hand-written loop? Times, in one process and alternating, one training epoch of the
 Trainer (its logging and progress bar on, validation left out) and of a minimal loop with the same model, data
 order, optimizer and seed; then the loader alone; on a GPU also fp32 vs --amp vs --amp --channels_last.
-Run: python scripts/benchmark.py [--pairs 5] [--out checkpoints/benchmark.json] [train.py flags, e.g. --model_type]"""
+Run: python scripts/benchmark.py [--pairs 7] [--out checkpoints/benchmark.json] [train.py flags, e.g. --model_type]"""
 import argparse
 import json
 import os
@@ -21,6 +21,10 @@ from loss import select_loss  # noqa: E402
 from model.model_entry import select_model  # noqa: E402
 from options import make_parser, parse_train_args, prepare_train_args  # noqa: E402
 from utils.torch_utils import get_device, set_seed  # noqa: E402
+
+# The flags whose default the raw loop matches; others (e.g. --model_type, --batch_size, --lr) apply to both loops.
+RAW_LOOP_DEFAULTS = {'optimizer': 'adam', 'scheduler': 'none', 'warmup_epochs': 0, 'accum_steps': 1, 'clip_grad': 0,
+                     'ema': 0, 'amp': False, 'channels_last': False, 'compile': False, 'overfit_batches': 0}
 
 
 def timed(device, fn):
@@ -106,33 +110,40 @@ def compare_loops(argv, pairs):
             'weights_equal': equal, 'trainer_peak_mib': runs['trainer'][-1][2], 'raw_peak_mib': runs['raw'][-1][2]}
 
 
+def measure(argv, pairs):
+    """Every figure of the table, for the train.py flags `argv`."""
+    args = parse_train_args(make_parser('')).parse_args(argv)
+    loops = compare_loops(argv, pairs)
+    samples = len(select_train_loader(args).sampler)  # an epoch's (--limit_train_batches may shorten it)
+    rates = {}
+    for _ in range(3):  # alternated, medians kept
+        for kind in ('list', 'mem_list'):
+            rates.setdefault(kind, []).append(loader_rate(argv, kind))
+    loader = {kind: {'img_per_s': statistics.median(r[0] for r in v), 'build_s': statistics.median(r[1] for r in v)}
+              for kind, v in rates.items()}
+    gpu = {}
+    for name, extra in (('fp32', []), ('amp', ['--amp']), ('amp_channels_last', ['--amp', '--channels_last'])):
+        if torch.cuda.is_available():
+            seconds = [trainer_epoch(argv + extra) for _ in range(3)]
+            gpu[name] = {'s_per_epoch': statistics.median(s[0] for s in seconds), 'peak_mib': seconds[-1][2]}
+    machine = {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+               'torch': torch.__version__, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {'machine': machine, 'model_type': args.model_type, 'samples': samples, 'batch_size': args.batch_size,
+            'num_workers': args.num_workers, **loops, 'train_img_per_s': samples / loops['raw_s']['median'],
+            'loader': loader, 'gpu': gpu}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--pairs', type=int, default=7, help='alternating Trainer / raw loop epoch pairs')
     parser.add_argument('--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON')
     own, argv = parser.parse_known_args()
+    args = parse_train_args(make_parser('')).parse_args(argv)
+    changed = [k for k in RAW_LOOP_DEFAULTS if getattr(args, k) != RAW_LOOP_DEFAULTS[k]]
+    if changed:  # the raw loop would compute something else, and the comparison would mean nothing
+        parser.error(f'the raw loop is plain Adam in fp32: leave out --{", --".join(changed)}')
     with tempfile.TemporaryDirectory() as runs:
-        argv = ['--checkpoints_dir', runs, '--save_prefix', 'benchmark'] + argv
-        args = parse_train_args(make_parser('')).parse_args(argv)
-        loops = compare_loops(argv, own.pairs)
-        samples = len(select_train_loader(args).sampler)  # an epoch's (--limit_train_batches may shorten it)
-        rates = {}
-        for _ in range(3):  # alternated, medians kept
-            for kind in ('list', 'mem_list'):
-                rates.setdefault(kind, []).append(loader_rate(argv, kind))
-        loader = {kind: {'img_per_s': statistics.median(r[0] for r in v), 'build_s': statistics.median(r[1] for r in v)}
-                  for kind, v in rates.items()}
-        gpu = {}
-        if torch.cuda.is_available():
-            for name, extra in (('fp32', []), ('amp', ['--amp']), ('amp_channels_last', ['--amp', '--channels_last'])):
-                seconds = [trainer_epoch(argv + extra) for _ in range(3)]
-                gpu[name] = {'s_per_epoch': statistics.median(s[0] for s in seconds), 'peak_mib': seconds[-1][2]}
-    step_rate = samples / loops['raw_s']['median']
-    figures = {'machine': {'cpu': cpu_name(), 'cores': os.cpu_count(),
-                           'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
-                           'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-               'model_type': args.model_type, 'samples': samples, 'batch_size': args.batch_size,
-               'num_workers': args.num_workers, **loops, 'train_img_per_s': step_rate, 'loader': loader, 'gpu': gpu}
+        figures = measure(['--checkpoints_dir', runs, '--save_prefix', 'benchmark'] + argv, own.pairs)
     print_table(figures)
     os.makedirs(os.path.dirname(os.path.abspath(own.out)), exist_ok=True)
     with open(own.out, 'w') as f:

@@ -220,14 +220,21 @@ def test_detect_anomaly_names_the_nan_of_the_backward_pass(train_argv, tmp_path,
 
 def test_profile_writes_a_trace_of_training_steps(train_argv, tmp_path, monkeypatch):
     trainers = spy_trainers(monkeypatch)
-    train.main(train_argv + ['--profile', '--save_prefix', 'prof'])  # 6 steps: the trace records steps 3-5
+    # batches of 2: 6 steps an epoch, so the trace (steps 3-5) ends before the first validation
+    train.main(train_argv + ['--profile', '--save_prefix', 'prof', '--batch_size', '2'])
     run = tmp_path / 'checkpoints' / 'base_prof'
     trace = json.loads((run / 'trace.json').read_text())
     events = trace['traceEvents']
     assert isinstance(events, list) and events
     assert any(str(e.get('name', '')).startswith('aten::') for e in events)
+    assert sorted({e['name'] for e in events if str(e.get('name', '')).startswith('ProfilerStep#')}) == [
+        'ProfilerStep#2', 'ProfilerStep#3', 'ProfilerStep#4']
     assert_model_summary(run, trainers[0].raw_model)
 
+    train.main(train_argv + ['--profile', '--save_prefix', 'short'])  # 3 steps an epoch: too few, no trace
+    assert not (tmp_path / 'checkpoints' / 'base_short' / 'trace.json').exists()
+    assert '--profile needs 5 training steps in an epoch, this run has 3' in (
+        tmp_path / 'checkpoints' / 'base_short' / 'train.log').read_text()
     train.main(train_argv + ['--save_prefix', 'plain'])
     assert not (tmp_path / 'checkpoints' / 'base_plain' / 'trace.json').exists()
     assert (tmp_path / 'checkpoints' / 'base_plain' / 'last.pth').exists()
@@ -248,3 +255,18 @@ def test_negative_batch_counts_are_refused(train_argv, tmp_path, monkeypatch, fl
     with pytest.raises(ConfigError, match=f'--{flag} must be 0 or more, got -1'):
         train.main(train_argv + [f'--{flag}', '-1'])
     assert steps == [] and not (tmp_path / 'checkpoints').exists()
+
+
+def test_a_fast_dev_run_run_cannot_be_resumed(train_argv, monkeypatch):
+    """A --fast_dev_run killed before its end leaves its temporary folder; resuming it must not run (and remove)
+    anything."""
+    made = spy_mkdtemp(monkeypatch)
+    try:
+        args = options.prepare_train_args(train_argv + ['--fast_dev_run'])  # the folder a killed run leaves
+        before = sorted(os.listdir(args.model_dir))
+        with pytest.raises(ConfigError, match='a --fast_dev_run run is a check, not a run to go on with'):
+            train.main(['--resume', args.model_dir])
+        assert sorted(os.listdir(args.model_dir)) == before and 'args.json' in before
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)

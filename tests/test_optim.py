@@ -189,9 +189,11 @@ def test_clip_grad_bounds_the_update(train_argv):
     assert delta.norm().item() == pytest.approx(0.01, rel=1e-4)  # the unclipped gradient norm is far larger
 
 
-def test_model_ema_formula_includes_buffers():
+@pytest.mark.parametrize('updates, decay', [(0, 0.1), (1, 2 / 11), (1000, 0.75)])  # min(0.75, (1 + n) / (10 + n))
+def test_model_ema_formula_includes_buffers(updates, decay):
     model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
     ema = ModelEMA(model, 0.75)
+    ema.updates = updates
     old = {k: v.clone() for k, v in ema.state_dict().items()}
     model.train()(torch.randn(4, 1, 3, 3))  # changes BatchNorm's running statistics
     with torch.no_grad():
@@ -200,11 +202,11 @@ def test_model_ema_formula_includes_buffers():
     new = model.state_dict()
     for k, v in ema.state_dict().items():
         if v.is_floating_point():
-            assert torch.allclose(v, 0.75 * old[k] + 0.25 * new[k]), k
+            assert torch.allclose(v, decay * old[k] + (1 - decay) * new[k]), k
         else:
             assert torch.equal(v, new[k]), k  # num_batches_tracked: copied
     assert not torch.equal(ema.state_dict()['1.running_mean'], old['1.running_mean'])
-    assert not any(p.requires_grad for p in ema.module.parameters())
+    assert not any(p.requires_grad for p in ema.module.parameters()) and ema.updates == updates + 1
 
 
 def test_ema_weights_are_validated_saved_and_evaluated(train_argv, tmp_path):
@@ -238,10 +240,11 @@ def test_early_stop_stops_at_the_right_epoch(train_argv, tmp_path, monkeypatch):
         return scalars
 
     monkeypatch.setattr(train.Logger, 'save_curves', scripted)
-    argv = train_argv + ['--epochs', '6', '--early_stop', '2', '--save_prefix', 'early']
+    argv = train_argv + ['--epochs', '6', '--early_stop', '2', '--save_prefix', 'early', '--save_freq', '3']
     train.main(argv)
     run = tmp_path / 'checkpoints' / 'base_early'
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 4
+    assert sorted(f for f in os.listdir(run) if f.startswith('epoch_')) == ['epoch_3.pth', 'epoch_4.pth']  # the last
     best = torch.load(run / 'best.pth', weights_only=True)
     assert best['epoch'] == 2 and best['metrics']['val/mIoU'] == 0.6
     status = json.loads((run / 'status.json').read_text())
@@ -292,7 +295,11 @@ def test_compile_wraps_the_model_but_not_the_checkpoint(train_argv, tmp_path, mo
 
 
 @pytest.mark.parametrize('flags, message', [
-    (['--ema', '1'], '--ema 1.0 is a decay'),
+    (['--ema', '1'], r'--ema 1.0 must be in \[0, 1\): a decay'),
+    (['--momentum', '1.5', '--beta', '-0.1'], r'--momentum 1.5 must be in \[0, 1\).*\n.*--beta -0.1 must be in'),
+    (['--lr', 'nan', '--weight_decay', '-1'], r'--lr nan is not a number.*\n(.*\n)*.*--weight_decay must be 0 or more'),
+    (['--lr_gamma', '2'], r'--lr_gamma 2.0 must be in \[0, 1\): the factor that lowers the lr'),
+    (['--profile', '--fast_dev_run'], '--profile with --fast_dev_run'),
     (['--warmup_epochs', '2'], '--warmup_epochs 2.0 leaves no epoch'),
     (['--accum_steps', '0'], '--accum_steps must be positive'),
     (['--min_lr', '1'], '--min_lr 1.0 is above --lr'),
@@ -324,3 +331,20 @@ def test_resume_with_every_state_equals_the_uninterrupted_run(shapes, tmp_path, 
         assert all(torch.equal(v, ref['ema'][k]) for k, v in ckpt['ema'].items()), name
     ckpt, ref = (torch.load(r / 'last.pth', weights_only=True) for r in (run, reference))
     assert ckpt['schedule'] == ref['schedule'] and ckpt['scaler'] == ref['scaler']
+    assert ckpt['ema_updates'] == ref['ema_updates'] == 2 * 3  # epochs of windows of 2 steps and 1 step
+
+
+def test_flags_without_effect_are_warned_of(train_argv, capsys):
+    prepare_train_args(train_argv + ['--scheduler', 'step', '--early_stop', '5', '--amp_dtype', 'float16'])
+    shown = ''.join(capsys.readouterr())
+    assert '--lr_step_size 30 >= --epochs 2: --scheduler step never lowers the lr' in shown
+    assert '--early_stop 5 >= --epochs 2: it cannot stop the run early' in shown
+    assert '--amp_dtype float16 without --amp: no effect' in shown
+
+
+def test_resume_may_turn_early_stop_off_and_warns_of_a_stretched_cosine(train_argv, tmp_path, capsys):
+    train.main(train_argv + ['--scheduler', 'cosine'])
+    run = str(tmp_path / 'checkpoints' / 'base_exp')
+    args = prepare_train_args(['--resume', run, '--epochs', '4', '--early_stop', '0'])
+    assert args.epochs == 4 and args.early_stop == 0
+    assert '--epochs 2 -> 4 stretches the cosine schedule' in ''.join(capsys.readouterr())

@@ -1,6 +1,8 @@
 """The checks made before a run or result folder exists, so that a mistake leaves nothing behind: the flags
 (check_args), the inputs (check_inputs: list files, the checkpoint to load) and, with --check_data, every sample.
 EDIT ME: add the checks of your own flags to check_args, and of a dataset that reads no list file to check_inputs."""
+import logging
+import math
 import os
 
 import torch
@@ -13,10 +15,14 @@ from model.model_entry import select_model
 from utils.errors import ConfigError
 from utils.torch_utils import check_fit, check_gpus, get_state_dict
 
+log = logging.getLogger('torchbase')
+
 
 def check_args(args):
-    """Raises one ConfigError listing every problem found, so they can all be fixed at once."""
-    problems = []
+    """Raises one ConfigError listing every problem found, so they can all be fixed at once; warns of flags that
+    would have no effect."""
+    problems = [f'--{k} {v} is not a number: give a finite value' for k, v in vars(args).items()
+                if isinstance(v, float) and not math.isfinite(v)]
     if len(args.class_names) != args.num_classes:
         problems.append(f'--class_names has {len(args.class_names)} names for --num_classes {args.num_classes}')
     for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq', 'dist_timeout', 'accum_steps',
@@ -24,25 +30,48 @@ def check_args(args):
         if getattr(args, name, 1) <= 0:
             problems.append(f'--{name} must be positive, got {getattr(args, name)}')
     for name in ('num_workers', 'seed', 'keep_last', 'early_stop', 'warmup_epochs', 'lr_patience', 'min_lr',
-                 'clip_grad', 'ema', 'overfit_batches', 'limit_train_batches', 'limit_val_batches'):
+                 'clip_grad', 'ema', 'weight_decay', 'overfit_batches', 'limit_train_batches', 'limit_val_batches'):
         if getattr(args, name, 0) < 0:
             problems.append(f'--{name} must be 0 or more, got {getattr(args, name)}')
-    if getattr(args, 'ema', 0) >= 1:
-        problems.append(f'--ema {args.ema} is a decay: use a value below 1, e.g. 0.999 (0 turns it off)')
-    if getattr(args, 'warmup_epochs', 0) >= getattr(args, 'epochs', 1):
-        problems.append(f'--warmup_epochs {args.warmup_epochs} leaves no epoch of --epochs {args.epochs} after it')
-    if getattr(args, 'min_lr', 0) > getattr(args, 'lr', 1):
-        problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
     if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
         problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
     if getattr(args, 'sync_bn', False) and not torch.cuda.is_available():
         problems.append('--sync_bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU): leave it out')
     if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
         problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
+    if hasattr(args, 'optimizer'):  # train.py
+        problems += optimization_problems(args)
+        warn_without_effect(args)
     if problems:
         raise ConfigError('\n  '.join(['invalid arguments:'] + problems))
     if args.gpus:
         check_gpus(args.gpus)
+
+
+def optimization_problems(args):
+    problems = [f'--{name} {getattr(args, name)} must be in [0, 1): {what}' for name, what in (
+        ('momentum', 'the momentum of the gradient, e.g. 0.9'), ('beta', "Adam's beta2, e.g. 0.999"),
+        ('ema', 'a decay, e.g. 0.999 (0 turns it off)'), ('lr_gamma', 'the factor that lowers the lr, e.g. 0.1'))
+        if not 0 <= getattr(args, name) < 1]
+    if args.warmup_epochs >= args.epochs:
+        problems.append(f'--warmup_epochs {args.warmup_epochs} leaves no epoch of --epochs {args.epochs} after it')
+    if args.min_lr > args.lr:
+        problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
+    if args.profile and args.fast_dev_run:
+        problems.append('--profile with --fast_dev_run: the trace would be deleted with the temporary run folder')
+    return problems
+
+
+def warn_without_effect(args):
+    """Legal values that do nothing, most likely by mistake."""
+    warnings = [(args.scheduler == 'step' and args.lr_step_size >= args.epochs,
+                 f'--lr_step_size {args.lr_step_size} >= --epochs {args.epochs}: --scheduler step never lowers the lr'),
+                (args.early_stop >= args.epochs, f'--early_stop {args.early_stop} >= --epochs {args.epochs}: it '
+                                                 'cannot stop the run early'),
+                (args.amp_dtype != 'auto' and not args.amp, f'--amp_dtype {args.amp_dtype} without --amp: no effect')]
+    for warned, message in warnings:
+        if warned:
+            log.warning(f'warning: {message}')
 
 
 def check_monitor(monitor, val_metrics):

@@ -44,7 +44,7 @@ class Recorder:
 class Logger:
     """The curves, pictures and checkpoints of a training run, written into args.model_dir.
     (prepare_train_args has already sent the log to args.model_dir/train.log.)"""
-    RESUME_ONLY = ('optimizer', 'schedule', 'scaler', 'rng', 'partial')  # what only last.pth, read by --resume, needs
+    RESUME_ONLY = ('optimizer', 'schedule', 'scaler', 'ema_updates', 'rng', 'partial')  # what only last.pth needs
 
     def __init__(self, args, purge_step=None):
         self.args = args
@@ -80,7 +80,7 @@ class Logger:
         for name, img in names2imgs.items() if self.writer else ():
             self.writer.add_image(name, img, epoch, dataformats='HWC')
 
-    def save_check_point(self, state, epoch, is_best):
+    def save_check_point(self, state, epoch, is_best, final=False):
         """Writes epoch_<N>.pth every --save_freq epochs and at the end, and best.pth when the monitored value
         improved, both without what only resuming needs (the optimizer state is often larger than the model);
         then last.pth with everything. last.pth goes last: once it names epoch N, every file of epoch N is
@@ -89,7 +89,7 @@ class Logger:
         if not is_main():
             return
         weights = {k: v for k, v in state.items() if k not in self.RESUME_ONLY}
-        if epoch % self.args.save_freq == 0 or epoch == self.args.epochs:
+        if epoch % self.args.save_freq == 0 or epoch == self.args.epochs or final:  # final: --early_stop's
             save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
             self.remove_old_epochs()
         if is_best:

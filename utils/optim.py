@@ -91,18 +91,23 @@ def amp_dtype(args, device):
 
 class ModelEMA:
     """--ema DECAY: an exponential moving average of the weights and buffers (BatchNorm statistics included),
-    ema = decay * ema + (1 - decay) * model after every optimizer update. It is what validation, best.pth, early
-    stopping and eval.py use; checkpoints hold it as `ema` beside the raw `model`."""
+    ema = d * ema + (1 - d) * model after every optimizer update, with d = min(DECAY, (1 + n) / (10 + n)) after n
+    updates: the warm-up lets the average leave the random initial weights within the first hundreds of updates
+    (with a plain 0.999, they still weigh 37 % after 1000). It is what validation, best.pth, early stopping and
+    eval.py use; checkpoints hold it as `ema` beside the raw `model`, and last.pth holds `ema_updates` (n)."""
 
     def __init__(self, model, decay):
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
+        self.updates = 0
 
     @torch.no_grad()
     def update(self, model):
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
         for ema, new in zip(self.module.state_dict().values(), model.state_dict().values(), strict=True):
             if ema.is_floating_point():
-                ema.lerp_(new, 1 - self.decay)
+                ema.lerp_(new, 1 - decay)
             else:  # e.g. BatchNorm's num_batches_tracked: a count, not something to average
                 ema.copy_(new)
 

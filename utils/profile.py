@@ -19,9 +19,14 @@ class NoProfiler(contextlib.nullcontext):
         pass
 
 
-def make_profiler(args):
-    """The profiler the Trainer enters around training and steps after each training step (rank 0 only)."""
+def make_profiler(args, steps_per_epoch):
+    """The profiler the Trainer enters around training and steps after each training step (rank 0 only). The trace
+    must end within the first epoch, or it would record validation as part of a step."""
     if not (args.profile and is_main()):
+        return NoProfiler()
+    if steps_per_epoch < WAIT + WARMUP + ACTIVE:
+        log.warning(f'warning: --profile needs {WAIT + WARMUP + ACTIVE} training steps in an epoch, this run has '
+                    f'{steps_per_epoch}: no trace')
         return NoProfiler()
     path = os.path.join(args.model_dir, 'trace.json')
 

@@ -1,6 +1,5 @@
-"""Resuming a run exactly: which flags a resumed run may change, what its checkpoints carry (checkpoint_state,
-load_resume_state), where it goes on, and the random number generator states. (The signals that stop a run
-cleanly: utils/stop.py.)"""
+"""Resuming a run exactly: which flags a resumed run may change, where it goes on, and the random number generator
+states. (What a checkpoint holds: utils/trainer_state.py; the signals that stop a run cleanly: utils/stop.py.)"""
 import argparse
 import json
 import logging
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 
 from utils.checkpoint import load_checkpoint
-from utils.dist import all_gather, rank, world_size
+from utils.dist import rank, world_size
 from utils.errors import ConfigError
 from utils.run_status import current_status, read_status
 
@@ -20,7 +19,7 @@ log = logging.getLogger('torchbase')
 # Flags that --resume accepts again: they change how the run goes on, not what it computes.
 # Every other flag is the experiment's, and comes from the run's checkpoint.
 RESUME_FLAGS = ('epochs', 'num_workers', 'gpus', 'print_freq', 'save_freq', 'keep_last', 'check_data', 'dist_timeout',
-                'detect_anomaly', 'profile')
+                'detect_anomaly', 'profile', 'early_stop')
 
 
 def saved_args(run_dir):
@@ -52,6 +51,9 @@ def resume_args(parser, argv, run_dir):
         raise ConfigError(f'--resume {run_dir}: the run is still running (pid {status["pid"]} on {status["host"]}); '
                           f'stop it first (kill -TERM {status["pid"]} saves a resumable checkpoint) or let it finish')
     saved, epochs_done = saved_args(run_dir)
+    if saved.get('fast_dev_run'):
+        raise ConfigError(f'--resume {run_dir}: a --fast_dev_run run is a check, not a run to go on with; start one '
+                          'without --fast_dev_run')
     args = parser.parse_args(argv, namespace=argparse.Namespace(**saved))  # flags not given keep the run's values
     changed = [k for k in saved if k not in ('resume', 'model_dir') + RESUME_FLAGS and getattr(args, k) != saved[k]]
     if changed:
@@ -63,6 +65,9 @@ def resume_args(parser, argv, run_dir):
         raise ConfigError(f'--resume {run_dir}: the run has done all the {epochs_done} epochs it had planned '
                           f'(--epochs {args.epochs}); pass --epochs N with N > {epochs_done} to train longer')
     args.resume = args.model_dir = run_dir
+    if args.epochs != saved['epochs'] and args.scheduler == 'cosine':
+        log.warning(f'warning: --epochs {saved["epochs"]} -> {args.epochs} stretches the cosine schedule, which ends '
+                    f'at --epochs: the lr of epoch {epochs_done + 1} is not what the shorter curve had planned')
     if world_size() > 1:
         args.gpus = None  # a run begun with --gpus, resumed under torchrun: each process takes its LOCAL_RANK's GPU
     run_path, checkpoints = os.path.abspath(run_dir), os.path.abspath(args.checkpoints_dir)
@@ -114,36 +119,3 @@ def set_rng_state(state, loader_generator):
     torch.set_rng_state(state['torch'])
     if state['cuda'] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
-
-
-def checkpoint_state(trainer, epoch, step, scalars):
-    """Everything to rebuild the Trainer's model and to resume it exactly: `epoch` epochs done, plus `step` steps
-    of the next (with the partial sums of its training metrics). Only tensors and plain Python values, so the file
-    loads with torch.load(weights_only=True)."""
-    t = trainer
-    state = {'model': t.raw_model.state_dict(), **{k: v.state_dict() for k, v in t.stateful().items()},
-             'epoch': epoch, 'step': step, 'args': dict(vars(t.args)), 'metrics': scalars, 'best_metric': t.best_metric,
-             'best_epoch': t.best_epoch, **t.provenance, 'world_size': world_size(),  # and each process's RNG states:
-             'rng': all_gather(rng_state(t.loader_state if step else t.train_loader.generator.get_state()))}
-    if step:  # each process's partial sums, like its RNG states
-        sums = {k: v.cpu() if torch.is_tensor(v) else v for k, v in t.logger.recorder.sums.items()}
-        state['partial'] = all_gather({'sums': sums, 'counts': t.logger.recorder.counts,
-                                       'confusion': t.metrics['train'].cm.cpu()})
-    return state
-
-
-def load_resume_state(trainer, ckpt):
-    """Puts the Trainer where the checkpoint `ckpt` (a run's last.pth) left off."""
-    trainer.raw_model.load_state_dict(ckpt['model'])
-    for name, part in trainer.stateful().items():
-        if name in ckpt:  # checkpoints from before a part existed lack it
-            part.load_state_dict(ckpt[name])
-    trainer.best_metric, trainer.best_epoch = ckpt['best_metric'], ckpt['best_epoch']
-    trainer.start_epoch, trainer.start_step, index = resume_position(ckpt, trainer.args.epochs)
-    if trainer.start_step:  # index: this process's place in the per-process lists
-        partial = own(ckpt['partial'], index)
-        trainer.logger.recorder.sums, trainer.logger.recorder.counts = partial['sums'], partial['counts']
-        trainer.metrics['train'].cm = partial['confusion'].to(trainer.device)
-    # last: nothing may draw a random number between here and the first step
-    set_rng_state(own(ckpt['rng'], index), trainer.train_loader.generator)
-    log.info(f'Resumed at epoch {trainer.start_epoch}, step {trainer.start_step}/{trainer.steps_per_epoch}')
