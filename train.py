@@ -100,8 +100,8 @@ class Trainer:
         self.model.train()
         self.epoch_start = time.time()
         self.train_loader.sampler.set_epoch(epoch, skip * self.args.batch_size)  # the order is (seed, epoch)'s
-        # The loader draws its workers' seeds from this generator when the epoch's iteration starts: a checkpoint
-        # saved mid-epoch stores the state from before that draw, so the resumed epoch draws the same seeds.
+        # The loader draws its workers' seeds from this generator as an epoch's iteration starts (with persistent
+        # workers, the first epoch's only). A checkpoint saved mid-epoch keeps the state from before that draw.
         self.loader_state = self.train_loader.generator.get_state()
         bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True,
                    initial=skip, total=self.steps_per_epoch, disable=not is_main())
