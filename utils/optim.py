@@ -23,7 +23,8 @@ class LRSchedule:
       warmup: lr * (k + 1) / (warmup_epochs * steps_per_epoch) for the k-th step (from 0) of the warmup epochs
       step:    lr * lr_gamma ** ((epoch - 1) // lr_step_size), changing at epoch boundaries (torch's StepLR)
       cosine:  min_lr + (lr - min_lr) * (1 + cos(pi * (t - warmup_epochs) / (epochs - warmup_epochs))) / 2
-      plateau: lr * lr_gamma once the monitored value has not improved for lr_patience epochs, down to min_lr"""
+      plateau: lr * lr_gamma once the monitored value has not improved for more than lr_patience epochs, down to
+               min_lr"""
 
     def __init__(self, optimizer, args, steps_per_epoch):
         self.optimizer, self.args, self.steps_per_epoch = optimizer, args, steps_per_epoch
