@@ -145,3 +145,26 @@ def test_outside_a_git_checkout_a_plain_note(tmp_path, monkeypatch):
     monkeypatch.setattr(provenance, 'ROOT', str(tmp_path))
     info = git_info()
     assert info['commit'] is None and 'not a git checkout' in info['note']
+
+
+def test_bytes_that_are_not_utf8_never_stop_a_run_and_come_back_unchanged(tmp_path, monkeypatch):
+    """A job log whose progress-bar character srun split across stdout and stderr, left in the project: every
+    later train.py read it through git, and a decoding error stopped each at start."""
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    git(repo, 'init', '-q')
+    (repo / 'a.py').write_text('x = 1\n')
+    git(repo, 'add', 'a.py')
+    git(repo, 'commit', '-q', '-m', 'first')
+    log = b'train 1/3:  20%|\xe2\x96 | 2/10\nlatin-1: caf\xe9\n'  # a cut-off UTF-8 character, then Latin-1
+    (repo / 'slurm-7.out').write_bytes(log)
+    (repo / 'a.py').write_bytes(b'x = "caf\xe9"\n')  # a tracked file too
+    monkeypatch.setattr(provenance, 'ROOT', str(repo))
+    monkeypatch.setattr(provenance, 'source_hashes', lambda args: {})
+    write_run_info(make_args(), str(tmp_path))
+    info = json.loads((tmp_path / 'run_info.json').read_text())['git']
+    assert info['dirty'] is True and info['untracked'] == ['slurm-7.out']
+    copy = tmp_path / 'copy'
+    git(repo, 'worktree', 'add', '-q', str(copy), info['commit'])
+    git(copy, 'apply', str(tmp_path / 'uncommitted.patch'))
+    assert (copy / 'slurm-7.out').read_bytes() == log and (copy / 'a.py').read_bytes() == b'x = "caf\xe9"\n'

@@ -14,7 +14,7 @@ import torch
 
 from data.data_entry import type2data
 from model.model_entry import type2model
-from utils.checkpoint import write_text
+from utils.checkpoint import atomic_write, write_text
 
 log = logging.getLogger('torchbase')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: train.py's folder
@@ -24,10 +24,12 @@ def git(*argv, ok=(0,)):
     """Output of `git <argv>` run in the project, or None when git or the checkout is missing (or the exit status
     is not in `ok`). A list of arguments, never a shell string: nothing the user typed is ever run by a shell."""
     try:
-        out = subprocess.run(['git', '-C', ROOT, *argv], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(['git', '-C', ROOT, *argv], capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout if out.returncode in ok else None
+    # Bytes that are not UTF-8 (a log with a character split in two, a Latin-1 file) come back as the
+    # surrogate escapes that os.fsdecode uses: never an error, and written out again unchanged (write_run_info)
+    return out.stdout.decode(errors='surrogateescape') if out.returncode in ok else None
 
 
 UNTRACKED_SAVED = 50, 256 * 1024  # the patch carries at most this many untracked files, of at most this size
@@ -122,8 +124,9 @@ def write_run_info(args, folder):
     uncommitted.patch when tracked files have changes (`git apply` it on the commit to get the code back)."""
     info = git_info()
     diff = info.pop('diff', '')
-    if diff:
-        write_text(os.path.join(folder, 'uncommitted.patch'), diff)
+    if diff:  # the bytes git gave, not write_text's UTF-8: `git apply` must get every file back as it was
+        patch = diff.encode(errors='surrogateescape')
+        atomic_write(os.path.join(folder, 'uncommitted.patch'), lambda f: f.write(patch))
     run_info = {'git': info, 'env': env_info(), 'seed': args.seed, 'source_hashes': source_hashes(args)}
     write_text(os.path.join(folder, 'run_info.json'), json.dumps(run_info, indent=2) + '\n')
 
