@@ -14,6 +14,7 @@ import eval as evaluate
 import train
 from model.model_entry import select_model
 from tests.conftest import make_args
+from tests.test_checkpoint import full_disk
 from utils.errors import run_cli
 from utils.run_status import read_status
 
@@ -206,3 +207,16 @@ def test_pickled_payload_is_refused_everywhere_and_never_runs(data, checkpoints,
     assert not marker.exists()
     assert sorted(os.listdir(checkpoints)) == ['base_earlier', 'latest'] and sorted(os.listdir(evil)) == [
         'args.json', 'last.pth']
+
+
+def test_full_disk_while_saving_a_checkpoint_fails_the_run_in_one_line(data, checkpoints, monkeypatch, capsys):
+    full_disk(monkeypatch)  # every checkpoint write fails as torch.save fails on a full disk
+    err = fails(train.main, train_argv(data, checkpoints), capsys)
+    run = checkpoints / 'base_exp'
+    lines = [line for line in err.replace('\r', '\n').splitlines() if 'error' in line or 'space' in line]
+    assert lines == [f'error: No space left on device while writing {run / "epoch_1.pth"}: free space on that disk, '
+                     f'then go on with: python train.py --resume {run} (--keep_last N keeps only the newest N '
+                     'epoch_N.pth)']
+    status = read_status(run)
+    assert status['status'] == 'failed' and status['message'].startswith('No space left on device while writing')
+    assert not [f for f in os.listdir(run) if f.endswith('.tmp') or f.endswith('.pth')]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import make_args
+from utils.checkpoint import CHECKSUM_KEY, load_checkpoint
 from utils.logger import Logger, Recorder
 
 
@@ -50,7 +51,8 @@ def test_checkpoint_files_by_save_freq_and_last_epoch(tmp_path):
     files = set(os.listdir(run))
     assert {'epoch_2.pth', 'epoch_3.pth', 'best.pth', 'last.pth'} <= files and 'epoch_1.pth' not in files
     assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1
-    assert set(torch.load(run / 'best.pth', weights_only=True)) == {'model', 'epoch'}  # no resume-only entries
+    assert set(load_checkpoint(str(run / 'best.pth'))) == {'model', 'epoch'}  # no resume-only entries
+    assert CHECKSUM_KEY in torch.load(run / 'best.pth', weights_only=True)  # every file has its checksum
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 3
     assert (tmp_path / 'latest').read_text() == 'run\n'
 
