@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from data.augment import denormalize
-from data.data_entry import select_eval_loader
+from data.data_entry import close_loaders, select_eval_loader
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
 from options import prepare_test_args
@@ -101,6 +101,7 @@ class Evaluator:
 
 
 def main(argv=None):
+    evaluator = None
     try:
         args = prepare_test_args(argv)  # under torchrun, every process joins the group here
         try:
@@ -114,6 +115,8 @@ def main(argv=None):
         close_distributed(wait=False)  # another process may be gone: do not wait for it
         raise
     finally:
+        if evaluator:
+            close_loaders(evaluator.val_loader)
         close_distributed()
 
 

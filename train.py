@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from data.augment import denormalize
-from data.data_entry import select_eval_loader, select_train_loader
+from data.data_entry import close_loaders, select_eval_loader, select_train_loader
 from loss import select_loss
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
@@ -240,6 +240,8 @@ def main(argv=None):
         close_distributed(trainer, wait=False)  # another process may be gone: do not wait for it
         raise
     finally:
+        if trainer:
+            close_loaders(trainer.train_loader, trainer.val_loader)
         if args and args.fast_dev_run and is_main() and TEMPORARY in args.checkpoints_dir:  # see apply_debug_flags
             shutil.rmtree(args.checkpoints_dir, ignore_errors=True)
             log.info(f'--fast_dev_run: its temporary folder {args.checkpoints_dir} is removed')

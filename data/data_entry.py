@@ -38,3 +38,14 @@ def select_train_loader(args):
 
 def select_eval_loader(args):
     return make_loader(get_dataset_by_type(args, False), args, is_train=False)
+
+
+def close_loaders(*loaders):
+    """Ends the loaders' worker processes now, as a finished run's loaders end when collected. Needed after an
+    error: its traceback keeps the loaders alive until the interpreter's exit hooks, which then wait forever for
+    workers that ignore SIGTERM (see ignore_stop_signals) and never get the loader's own shutdown."""
+    for loader in loaders:
+        iterator = getattr(loader, '_iterator', None)  # with persistent workers, the loader keeps its iterator
+        if iterator is not None:
+            iterator._shutdown_workers()  # torch's own shutdown: asks each worker to stop, waits for it
+            loader._iterator = None
