@@ -1,6 +1,7 @@
 """ListDataset: samples named by a list file, one `image_path label_path` line each (blank lines and
 `#` comments are skipped); relative paths resolve against the list file's folder.
 Images are read as RGB, labels as single-channel PNGs holding the class index of each pixel."""
+import io
 import os
 
 import cv2
@@ -13,23 +14,43 @@ from utils.errors import ConfigError
 
 def read_list(list_path):
     """Returns [(image_path, label_path, line_number)] with paths made absolute."""
+    what = 'is a directory, not a file' if os.path.isdir(list_path) else 'does not exist'
     if not os.path.isfile(list_path):
-        raise ConfigError(f'list file {list_path} does not exist; pass an existing one with --train_list / '
-                          '--val_list (lines of `image_path label_path`)')
+        raise ConfigError(f'list file {list_path} {what}; pass an existing one with --train_list / --val_list '
+                          '(lines of `image_path label_path`)')
     root = os.path.dirname(os.path.abspath(list_path))
     samples = []
-    with open(list_path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise ConfigError(f'{list_path}:{n}: expected `image_path label_path`, got {line!r}')
-            samples.append((os.path.join(root, parts[0]), os.path.join(root, parts[1]), n))
+    try:
+        with open(list_path, 'rb') as f:
+            text = list_text(list_path, f.read())
+    except OSError as e:
+        raise ConfigError(f'cannot read list file {list_path} ({e.strerror}): make it readable') from None
+    for n, line in enumerate(io.StringIO(text, newline=None), 1):  # newline=None: \r\n and \r end lines too
+        line = line.split('#', 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise ConfigError(f'{list_path}:{n}: expected `image_path label_path`, got {line!r}')
+        samples.append((os.path.join(root, parts[0]), os.path.join(root, parts[1]), n))
     if not samples:
         raise ConfigError(f'{list_path} lists no samples; add lines of `image_path label_path`')
     return samples
+
+
+def list_text(list_path, data):
+    """The UTF-8 text of a list file's bytes `data` (without a leading byte order mark), or a ConfigError naming
+    the line of the first byte that is not text: a binary file passed as a list, or another encoding."""
+    bad = data.find(b'\0')  # valid UTF-8, but in no list: a binary file
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        bad = e.start if bad < 0 else min(bad, e.start)
+    if bad < 0:
+        return text.removeprefix('\ufeff')
+    line = len(data[:bad].replace(b'\r\n', b'\n').replace(b'\r', b'\n').split(b'\n'))
+    raise ConfigError(f'{list_path}:{line}: not a text file of `image_path label_path` lines (byte {data[bad]:#04x} '
+                      f'at offset {bad} is not UTF-8 text); pass the list file, saved as UTF-8')
 
 
 class ListDataset(Dataset):
@@ -48,6 +69,9 @@ class ListDataset(Dataset):
         """Decodes sample `index` into an (H, W, 3) uint8 RGB image and an (H, W) uint8 label."""
         img_path, label_path, n = self.samples[index]
         for path in (img_path, label_path):  # checked first: cv2 would also print a warning of its own
+            if os.path.isdir(path):
+                raise ConfigError(f'{self.list_path}:{n}: cannot read {path}: it is a directory, not a file (a line '
+                                  'holds `image_path label_path`)')
             if not os.path.isfile(path):
                 raise ConfigError(f'{self.list_path}:{n}: cannot read {path}: no such file (paths in a list are '
                                   'relative to its folder)')

@@ -1,9 +1,11 @@
 """Every bad input of the list in README "Reproducibility" exits non-zero with one clear message and no traceback,
 naming the file (and line), the value and the fix. What can be checked before training is, so it leaves no folder;
 what only shows while training marks the run failed and keeps its checkpoints. Earlier runs are never touched."""
+import errno
 import json
 import os
 import shutil
+import subprocess
 
 import cv2
 import numpy as np
@@ -12,10 +14,13 @@ import torch
 
 import eval as evaluate
 import train
+import utils.checkpoint
 from model.model_entry import select_model
 from tests.conftest import make_args
-from tests.test_checkpoint import full_disk
+from tests.test_checkpoint import damage_a_tensor, full_disk
+from utils.checkpoint import save_checkpoint
 from utils.errors import run_cli
+from utils.run_dir import close_logging
 from utils.run_status import read_status
 
 
@@ -60,8 +65,8 @@ def sample_path(data, kind, n):
     return data / line[0 if kind == 'image' else 1]
 
 
-def break_list(data, text):
-    (data / 'train.txt').write_text(text)
+def break_list(data, text, encoding='utf-8'):
+    (data / 'train.txt').write_text(text, encoding=encoding)
 
 
 def break_label(data, array):
@@ -72,6 +77,13 @@ def write_checkpoint(tmp_path, kind):
     path = tmp_path / f'{kind}.pth'
     if kind == 'other_model':
         torch.save(select_model(make_args(model_type='better')).state_dict(), path)
+    elif kind == 'resnet18':  # a state dict of which no key is the demo model's
+        torch.save(pytest.importorskip('torchvision').models.resnet18(weights=None).state_dict(), path)
+    elif kind == 'damaged':  # a tensor changed inside a zip that torch loads without a complaint
+        save_checkpoint({'model': select_model(make_args()).state_dict()}, str(path))
+        damage_a_tensor(path)
+    elif kind == 'empty':  # as a full disk can leave a file written by a tool without atomic saves
+        path.write_bytes(b'')
     else:
         torch.save({'model': select_model(make_args()).state_dict()}, path)
         data = path.read_bytes()
@@ -101,6 +113,26 @@ BEFORE_START = {
                              ['truncated.pth is not a readable checkpoint (truncated or corrupt?)']),
     'corrupt_checkpoint': (lambda d, t: write_checkpoint(t, 'corrupt'), ['--load_model_path', '{tmp}/corrupt.pth'],
                            ['corrupt.pth is not a readable checkpoint']),
+    'empty_checkpoint': (lambda d, t: write_checkpoint(t, 'empty'), ['--load_model_path', '{tmp}/empty.pth'],
+                         ['empty.pth is not a readable checkpoint (empty: 0 bytes, not a torch.save zip file)']),
+    'damaged_checkpoint': (lambda d, t: write_checkpoint(t, 'damaged'), ['--load_model_path', '{tmp}/damaged.pth'],
+                           ['damaged.pth is damaged: its tensors differ from the checksum written when it was saved',
+                            'use another checkpoint (e.g. epoch_N.pth)']),
+    'checkpoint_is_a_folder': (None, ['--load_model_path', '{tmp}/data'],
+                               ['data is a directory, not a file; pass a .pth file with --load_model_path']),
+    'partial_load_matching_nothing': (lambda d, t: write_checkpoint(t, 'resnet18'),
+                                      ['--load_not_strict', '--load_model_path', '{tmp}/resnet18.pth'],
+                                      ['resnet18.pth matches nothing in the model (BaseModel)',
+                                       'the file has conv1.weight, bn1.weight', 'the model has encoder.']),
+    'binary_list': (lambda d, t: (d / 'train.txt').write_bytes(sample_path(d, 'image', 1).read_bytes()), [],
+                    ['train.txt:1: not a text file of `image_path label_path` lines (byte 0x89 at offset 0']),
+    'latin1_list': (lambda d, t: break_list(d, (d / 'train.txt').read_text() + '# caf\xe9\n', 'latin-1'), [],
+                    ['train.txt:13: not a text file', '(byte 0xe9 at offset']),
+    'list_is_a_folder': (None, ['--train_list', '{tmp}/data'], ['list file', 'data is a directory, not a file']),
+    'list_line_names_a_folder': (lambda d, t: break_list(d, 'images labels/train_0000.png\n'), ['--check_data'],
+                                 ['train.txt:1: cannot read', 'images: it is a directory, not a file']),
+    'checkpoints_dir_is_a_file': (lambda d, t: (t / 'a_file').write_text('x'), ['--checkpoints_dir', '{tmp}/a_file/runs'],
+                                  ['--checkpoints_dir', 'a_file/runs', 'a_file is a file, not a folder']),
     'strict_load_of_other_model': (lambda d, t: write_checkpoint(t, 'other_model'),
                                    ['--load_model_path', '{tmp}/other_model.pth'],
                                    ['does not fit the model (BaseModel)', 'missing, e.g. encoder.',
@@ -220,3 +252,78 @@ def test_full_disk_while_saving_a_checkpoint_fails_the_run_in_one_line(data, che
     status = read_status(run)
     assert status['status'] == 'failed' and status['message'].startswith('No space left on device while writing')
     assert not [f for f in os.listdir(run) if f.endswith('.tmp') or f.endswith('.pth')]
+
+
+def read_only(monkeypatch, folder, code=errno.EROFS):
+    """Makes `folder` act as one on a read-only disk (EROFS) or one whose permission bits refuse (EACCES; bits
+    alone do not stop root, who runs these tests here): making a file or folder in it fails, however it is made;
+    reading still works."""
+    inside = os.path.abspath(folder) + os.sep
+
+    def refuse(path, writes):
+        if writes and os.path.abspath(path).startswith(inside):
+            raise OSError(code, os.strerror(code), path)
+
+    real_mkdir, real_open = os.mkdir, os.open
+    monkeypatch.setattr(os, 'mkdir', lambda path, *a, **k: refuse(path, True) or real_mkdir(path, *a, **k))
+    monkeypatch.setattr(os, 'open', lambda path, flags, *a, **k: refuse(
+        path, flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)) or real_open(path, flags, *a, **k))
+    monkeypatch.setattr(utils.checkpoint, 'open', lambda path, mode='r', *a, **k: refuse(
+        path, set(mode) & set('wxa+')) or open(path, mode, *a, **k), raising=False)
+
+
+@pytest.mark.parametrize('code, reason', [(errno.EROFS, 'Read-only file system'), (errno.EACCES, 'Permission denied')])
+def test_checkpoints_dir_that_cannot_be_written_is_found_before_anything_starts(
+        code, reason, data, checkpoints, monkeypatch, capsys):
+    read_only(monkeypatch, checkpoints, code)
+    err = fails(train.main, train_argv(data, checkpoints), capsys)
+    assert (f'error: --checkpoints_dir {checkpoints}: cannot make files in {checkpoints} ({reason}); pass '
+            '--checkpoints_dir a folder you can write to') in err
+    assert sorted(os.listdir(checkpoints)) == ['base_earlier', 'latest']
+
+
+def test_resume_and_eval_of_a_read_only_run_are_found_before_anything_starts(data, checkpoints, monkeypatch, capsys):
+    train.main(train_argv(data, checkpoints, '--epochs', '1'))
+    run = checkpoints / 'base_exp'
+    before = snapshot(checkpoints)
+    read_only(monkeypatch, run)
+    err = fails(train.main, ['--resume', str(run), '--epochs', '2'], capsys)
+    assert f'error: --resume {run}: cannot make files in {run} (Read-only file system); a resumed run' in err
+    err = fails(evaluate.main, ['--load_model_path', str(run / 'best.pth')], capsys)
+    assert f'cannot make files in {run} (Read-only file system); eval.py makes its result folder' in err
+    assert '--result_dir' in err and snapshot(checkpoints) == before
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """A real tmpfs at tmp_path/disk, and a function that makes it read-only (skipped where mount fails)."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', str(disk)], capture_output=True).returncode:
+        pytest.skip('cannot mount a tmpfs here (needs root)')
+    def make_read_only():
+        close_logging()  # the run's log file, still open, would keep the disk busy
+        subprocess.run(['mount', '-o', 'remount,ro', str(disk)], check=True)
+
+    yield disk, make_read_only
+    subprocess.run(['umount', str(disk)], check=True)
+
+
+def test_a_real_read_only_disk(mounted, data, tmp_path, capsys):
+    disk, make_read_only = mounted
+    train.main(train_argv(data, disk, '--epochs', '1'))
+    make_read_only()
+    run = disk / 'base_exp'
+    assert 'Read-only file system' in fails(train.main, train_argv(data, disk), capsys)
+    err = fails(train.main, ['--resume', str(run), '--epochs', '2'], capsys)
+    assert str(run) in err and 'Read-only file system' in err
+    assert '--load_model_path' in fails(evaluate.main, ['--load_model_path', str(run / 'best.pth')], capsys)
+    evaluate.main(['--load_model_path', str(run / 'best.pth'), '--result_dir', str(tmp_path / 'results')])
+    assert (tmp_path / 'results' / 'result.txt').is_file()
+
+
+def test_eval_of_a_damaged_checkpoint_leaves_no_result_folder(tmp_path, data, capsys):
+    path = write_checkpoint(tmp_path, 'damaged')
+    err = fails(evaluate.main, ['--load_model_path', str(path), '--val_list', str(data / 'val.txt')], capsys)
+    assert f'error: {path} is damaged: its tensors differ from the checksum' in err
+    assert not (tmp_path / 'damaged').exists()

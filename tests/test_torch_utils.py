@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from model.model_entry import select_model
 from tests.conftest import make_args
 from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from utils.errors import ConfigError
@@ -112,3 +113,27 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(str(path), crash_halfway)
     assert path.read_bytes() == b'old' and os.listdir(tmp_path) == ['result.txt']
+
+
+def test_partial_load_that_matches_nothing_is_an_error_showing_both_sides(tmp_path):
+    torchvision = pytest.importorskip('torchvision')
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / 'resnet18.pth')
+    model = select_model(make_args(model_type='base'))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError) as e:
+        load_model_weights(model, str(tmp_path / 'resnet18.pth'), strict=False, report_dir=str(tmp_path))
+    lines = str(e.value).splitlines()
+    assert lines[0].endswith('matches nothing in the model (BaseModel): --load_not_strict would load 0 of its 122 '
+                             'tensors and train from scratch')
+    assert lines[1] == ('  the file has conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, ... '
+                        '(122 in all)')
+    model_keys = list(before)
+    assert lines[2] == f'  the model has {", ".join(model_keys[:5])}, ... ({len(model_keys)} in all)'
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not (tmp_path / 'load_match_dict.json').exists()
+
+
+def test_partial_load_where_names_match_but_no_shape_says_so(tmp_path):
+    torch.save({'model': nn.Sequential(nn.Conv2d(1, 1, 1)).state_dict()}, tmp_path / 'ck.pth')
+    with pytest.raises(ConfigError, match=r'2 match by name only, e.g. 0.weight: file \(1, 1, 1, 1\), model'):
+        load_match_dict(small(), str(tmp_path / 'ck.pth'))

@@ -140,14 +140,14 @@ def open_checkpoint(path):
         raise ConfigError(f'cannot read checkpoint {path} ({e.strerror}): make it readable') from None
 
 
-def load_checkpoint(path, mmap=False):
+def load_checkpoint(path, mmap=False, verify=None):
     """Loads a checkpoint onto the CPU and checks its tensor checksum. weights_only=True: a file that would run
     code when unpickled is refused. mmap=True maps the file instead of reading it, for callers that read only its
-    args or shapes; the checksum is then not checked, as that would read every tensor."""
+    args or shapes: unless verify=True, the checksum is then not checked, as that would read every tensor."""
     with open_checkpoint(path) as f:
         is_zip = check_readable(path, f.read(len(LEGACY_MAGIC)))
     ckpt = unpickled(path, lambda: torch.load(path, map_location='cpu', weights_only=True, mmap=mmap and is_zip))
-    return checked(ckpt, path, verify=not mmap)
+    return checked(ckpt, path, verify=not mmap if verify is None else verify)
 
 
 def read_checkpoint(path):

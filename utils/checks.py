@@ -4,6 +4,7 @@ EDIT ME: add the checks of your own flags to check_args, and of a dataset that r
 import logging
 import math
 import os
+import tempfile
 
 import torch
 from tqdm import tqdm
@@ -13,7 +14,7 @@ from data.list_dataset import ListDataset, read_list
 from data.make_shapes import ensure_demo_data
 from model.model_entry import select_model
 from utils.errors import ConfigError
-from utils.torch_utils import check_fit, check_gpus, get_state_dict
+from utils.torch_utils import check_fit, check_gpus, check_overlap, get_state_dict
 
 log = logging.getLogger('torchbase')
 
@@ -98,16 +99,61 @@ def check_samples(dataset):
 def check_inputs(args, is_train):
     """Checks what can be checked before a folder is made, so that a mistake there leaves nothing behind: the
     list files and their lines, the checkpoint to load (readable, plain values only, fits the model), and with
-    --check_data every sample. EDIT ME: check here the inputs of a dataset that reads no list file."""
+    --check_data every sample, and that the folders the run writes into can be written. EDIT ME: check here the
+    inputs of a dataset that reads no list file."""
+    for flag, folder in output_folders(args, is_train):
+        check_writable(folder, flag)
     for list_path in ([args.train_list] if is_train else []) + [args.val_list]:
         ensure_demo_data(list_path)
         if issubclass(type2data[args.data_type], ListDataset):
             read_list(list_path)
     if args.load_model_path and not getattr(args, 'resume', ''):
-        state = get_state_dict(args.load_model_path, mmap=True)  # mmap: no copy of the weights in memory
-        if not args.load_not_strict:
-            with torch.device('meta'):  # a model without memory or computation: only names and shapes count
-                check_fit(select_model(args), state, args.load_model_path)
+        # mmap: no copy of the weights in memory; verify: their checksum, read through the mapping
+        state = get_state_dict(args.load_model_path, mmap=True, verify=True)
+        with torch.device('meta'):  # a model without memory or computation: only names and shapes count
+            model = select_model(args)
+        if args.load_not_strict:
+            check_overlap(model, state, args.load_model_path)
+        else:
+            check_fit(model, state, args.load_model_path)
     if args.check_data:
         for train_set in ([True] if is_train else []) + [False]:
             check_samples(get_dataset_by_type(args, train_set))
+
+
+# What to do when a folder the run writes into cannot be written, by the flag that names it.
+UNWRITABLE_FIX = {'--checkpoints_dir': 'pass --checkpoints_dir a folder you can write to',
+                  '--resume': 'a resumed run writes into its folder: make it writable, or copy the run folder to a '
+                              'disk you can write to and resume the copy',
+                  '--load_model_path': 'eval.py makes its result folder beside the checkpoint: pass --result_dir a '
+                                       'folder you can write to',
+                  '--result_dir': 'pass --result_dir a folder you can write to'}
+
+
+def output_folders(args, is_train):
+    """(flag, folder) of each folder that the run or evaluation will write into. --fast_dev_run writes into a
+    temporary folder of its own."""
+    if not is_train:
+        return [('--result_dir', args.result_dir) if args.result_dir else
+                ('--load_model_path', os.path.dirname(os.path.abspath(args.load_model_path)))]
+    if args.resume:  # its checkpoints go into the run folder, `latest` into --checkpoints_dir
+        return [('--resume', args.resume), ('--checkpoints_dir', args.checkpoints_dir)]
+    return [] if args.fast_dev_run else [('--checkpoints_dir', args.checkpoints_dir)]
+
+
+def check_writable(folder, flag):
+    """Raises a ConfigError unless a file can be made in `folder` or, when it does not exist yet, in the folder that
+    makedirs will make it in. By making one: os.access would miss a read-only folder to root, whom permission bits
+    do not stop, and says not why."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f'{flag} {folder}: {existing} is a file, not a folder; {UNWRITABLE_FIX[flag]}')
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix='.torchbase_write_check_')
+    except OSError as e:
+        raise ConfigError(f'{flag} {folder}: cannot make files in {existing} ({e.strerror}); '
+                          f'{UNWRITABLE_FIX[flag]}') from None
+    os.close(fd)
+    os.unlink(probe)

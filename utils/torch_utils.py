@@ -21,10 +21,10 @@ def weights_key(ckpt):
     return next((key for key in ('ema', 'model') if isinstance(ckpt.get(key), dict)), None)
 
 
-def get_state_dict(path, mmap=False):
+def get_state_dict(path, mmap=False, verify=None):
     """The model weights in `path` (see weights_key), or those of a bare state dict, with wrapper prefixes removed
-    so that checkpoints of wrapped models load into a plain one."""
-    ckpt = load_checkpoint(path, mmap=mmap)
+    so that checkpoints of wrapped models load into a plain one. mmap, verify: see load_checkpoint."""
+    ckpt = load_checkpoint(path, mmap=mmap, verify=verify)
     key = weights_key(ckpt)
     state = ckpt[key] if key else ckpt
     clean = {}
@@ -51,9 +51,9 @@ def compare_state_dicts(own, state):
 
 def load_match_dict(model, model_path):
     """Loads every tensor of `model_path` whose name and shape match `model`; the rest keep their values.
-    Returns (and logs) the report of compare_state_dicts."""
+    Returns (and logs) the report of compare_state_dicts. A file of which no tensor matches is an error."""
     state = get_state_dict(model_path)
-    report = compare_state_dicts(model.state_dict(), state)
+    report = check_overlap(model, state, model_path)
     model.load_state_dict({k: state[k] for k in report['loaded']}, strict=False)
     log.info(f'load_match_dict {model_path}: ' + ', '.join(f'{len(v)} {k}' for k, v in report.items()))
     for kind in ('missing', 'unexpected', 'mismatched'):
@@ -71,6 +71,27 @@ def check_fit(model, state, path):
                          for kind in ('missing', 'unexpected', 'mismatched') if report[kind])
         raise ConfigError(f"{path} does not fit the model ({type(model).__name__}):{detail}\n"
                           'pass --load_not_strict to load only the tensors whose names and shapes match')
+
+
+def check_overlap(model, state, path):
+    """The report of compare_state_dicts, or a ConfigError when not one tensor of `state` matches `model` by name
+    and shape: a partial load of that would silently train from scratch (e.g. torchvision's resnet18 state dict
+    into BaseModel). `model` may be on the meta device."""
+    own = model.state_dict()
+    report = compare_state_dicts(own, state)
+    if report['loaded']:
+        return report
+    shapes = report['mismatched']  # same name, other shape
+    same_names = f'; {len(shapes)} match by name only, e.g. {shapes[0]}' if shapes else ''
+    raise ConfigError(f'{path} matches nothing in the model ({type(model).__name__}): --load_not_strict would load 0 '
+                      f'of its {len(state)} tensors and train from scratch{same_names}\n'
+                      f'  the file has {first_keys(state)}\n  the model has {first_keys(own)}\n'
+                      'pass a checkpoint of this model, or rename its keys to the model\'s')
+
+
+def first_keys(state, n=5):
+    more = f', ... ({len(state)} in all)' if len(state) > n else ''
+    return ', '.join(list(state)[:n]) + more if state else 'no tensors'
 
 
 def load_model_weights(model, path, strict=True, report_dir=None):
