@@ -19,6 +19,7 @@ from model.model_entry import select_model
 from tests.conftest import make_args
 from tests.test_checkpoint import damage_a_tensor, full_disk
 from utils.checkpoint import save_checkpoint
+from utils import runs
 from utils.errors import run_cli
 from utils.run_dir import close_logging
 from utils.run_status import read_status
@@ -320,6 +321,24 @@ def test_a_real_read_only_disk(mounted, data, tmp_path, capsys):
     assert '--load_model_path' in fails(evaluate.main, ['--load_model_path', str(run / 'best.pth')], capsys)
     evaluate.main(['--load_model_path', str(run / 'best.pth'), '--result_dir', str(tmp_path / 'results')])
     assert (tmp_path / 'results' / 'result.txt').is_file()
+
+
+def test_damaged_status_json_neither_hides_runs_nor_blocks_resume(data, checkpoints, capsys):
+    train.main(train_argv(data, checkpoints, '--epochs', '1'))
+    run = checkpoints / 'base_exp'
+    (run / 'status.json').write_text('')
+    (checkpoints / 'base_earlier' / 'args.json').write_text('{"model_type": "base"}')
+    (checkpoints / 'base_earlier' / 'status.json').write_text('{"status": 3}')
+    close_logging()  # as in a new process: warnings go to stderr
+    capsys.readouterr()
+    runs.main(['--checkpoints_dir', str(checkpoints)])
+    out = capsys.readouterr()
+    rows = {line.split()[0]: line for line in out.out.splitlines()[1:]}
+    assert set(rows) == {'base_exp', 'base_earlier'}
+    assert all(row.endswith('damaged status.json') for row in rows.values())
+    assert f'{run / "status.json"} is damaged (empty)' in out.err
+    train.main(['--resume', str(run), '--epochs', '2'])
+    assert read_status(run)['status'] == 'finished' and read_status(run)['epochs_done'] == 2
 
 
 def test_eval_of_a_damaged_checkpoint_leaves_no_result_folder(tmp_path, data, capsys):

@@ -70,11 +70,29 @@ class RunStatus:
 
 
 def read_status(run_dir):
+    """The fields of run_dir/status.json, or None without one. A damaged one (empty, not JSON, not the fields that
+    RunStatus writes) is logged and read as None too: it says nothing, so it must neither block --resume, which
+    writes a new one, nor stop `python -m utils.runs` from listing every other run."""
     path = os.path.join(run_dir, 'status.json')
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, 'rb') as f:
+            fields = json.loads(f.read().decode('utf-8'))
+    except (OSError, ValueError) as e:  # ValueError: JSON's and UTF-8's errors
+        reason = 'empty' if os.path.getsize(path) == 0 else str(e) or type(e).__name__
+        log.warning(f'warning: {path} is damaged ({reason}); read as no status')
+        return None
+    kinds = {'status': str, 'started': str, 'host': str, 'pid': int, 'epochs_done': int, 'heartbeat': (int, float),
+             'best_metric': (int, float, type(None)), 'best_epoch': (int, type(None))}
+    running = isinstance(fields, dict) and fields.get('status') == 'running'
+    needed = ('status', 'pid', 'host', 'heartbeat') if running else ('status',)  # what current_status reads
+    valid = isinstance(fields, dict) and all(k in fields for k in needed)
+    if valid and all(isinstance(fields[k], kind) for k, kind in kinds.items() if k in fields):
+        return fields
+    log.warning(f'warning: {path} is damaged (not the fields of a run status: {str(fields)[:60]!r}); read as no '
+                'status')
+    return None
 
 
 def pid_alive(pid):

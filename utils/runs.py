@@ -12,10 +12,20 @@ NOT_EXPERIMENT = ('model_dir', 'resume', 'checkpoints_dir')  # differ between an
 
 
 def read_json(path):
-    if not os.path.isfile(path):
+    """The dict in the JSON file `path`; {} when there is none or it is damaged (one bad file must not stop the
+    listing of every run)."""
+    try:
+        with open(path, 'rb') as f:
+            found = json.loads(f.read().decode('utf-8'))
+    except (OSError, ValueError):  # ValueError: JSON's and UTF-8's errors
         return {}
-    with open(path) as f:
-        return json.load(f)
+    return found if isinstance(found, dict) else {}
+
+
+def status_word(run_dir, status):
+    if status:
+        return current_status(status)
+    return 'damaged status.json' if os.path.isfile(os.path.join(run_dir, 'status.json')) else 'unknown'
 
 
 def run_row(run_dir):
@@ -27,19 +37,18 @@ def run_row(run_dir):
     return {'run': os.path.basename(run_dir), 'started': status.get('started', '?').replace('T', ' '),
             'model': args.get('model_type', '?'), 'data': args.get('data_type', '?'),
             'epochs': f'{status.get("epochs_done", 0)}/{args.get("epochs", "?")}',
-            'best': f'{args.get("monitor", "?")} {best:.4f} @{status["best_epoch"]}' if best is not None else '-',
+            'best': f'{args.get("monitor", "?")} {best:.4f} @{status.get("best_epoch")}' if best is not None else '-',
             'commit': (git.get('commit') or '-')[:8] + ('+dirty' if git.get('dirty') else ''),
-            'status': current_status(status) if status else 'unknown'}
+            'status': status_word(run_dir, status)}
 
 
 def list_runs(checkpoints_dir):
-    """The run folders (those holding args.json) directly under `checkpoints_dir`, oldest first."""
+    """The run folders (those holding args.json) directly under `checkpoints_dir`, by name (main sorts them)."""
     if not os.path.isdir(checkpoints_dir):
         raise ConfigError(f'{checkpoints_dir} does not exist: no runs yet (python train.py makes one), or pass '
                           'the folder that holds them with --checkpoints_dir')
-    runs = [os.path.join(checkpoints_dir, d) for d in sorted(os.listdir(checkpoints_dir))
+    return [os.path.join(checkpoints_dir, d) for d in sorted(os.listdir(checkpoints_dir))
             if os.path.isfile(os.path.join(checkpoints_dir, d, 'args.json'))]
-    return sorted(runs, key=lambda r: (read_status(r) or {}).get('started', ''))
 
 
 def table(header, rows):
@@ -88,6 +97,7 @@ def main(argv=None):
         print(diff(*(resolve(r, args.checkpoints_dir) for r in args.diff)))
     else:
         rows = [run_row(r) for r in list_runs(args.checkpoints_dir)]
+        rows.sort(key=lambda row: row['started'].replace('?', ''))  # oldest first; unknown start times first
         print(table(list(rows[0]), [list(r.values()) for r in rows]) if rows else f'no runs in {args.checkpoints_dir}')
 
 
