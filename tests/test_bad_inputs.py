@@ -18,8 +18,8 @@ import utils.checkpoint
 from model.model_entry import select_model
 from tests.conftest import make_args
 from tests.test_checkpoint import damage_a_tensor, full_disk
-from utils.checkpoint import save_checkpoint
 from utils import runs
+from utils.checkpoint import save_checkpoint
 from utils.errors import run_cli
 from utils.run_dir import close_logging
 from utils.run_status import read_status
@@ -132,7 +132,8 @@ BEFORE_START = {
     'list_is_a_folder': (None, ['--train_list', '{tmp}/data'], ['list file', 'data is a directory, not a file']),
     'list_line_names_a_folder': (lambda d, t: break_list(d, 'images labels/train_0000.png\n'), ['--check_data'],
                                  ['train.txt:1: cannot read', 'images: it is a directory, not a file']),
-    'checkpoints_dir_is_a_file': (lambda d, t: (t / 'a_file').write_text('x'), ['--checkpoints_dir', '{tmp}/a_file/runs'],
+    'checkpoints_dir_is_a_file': (lambda d, t: (t / 'a_file').write_text('x'),
+                                  ['--checkpoints_dir', '{tmp}/a_file/runs'],
                                   ['--checkpoints_dir', 'a_file/runs', 'a_file is a file, not a folder']),
     'strict_load_of_other_model': (lambda d, t: write_checkpoint(t, 'other_model'),
                                    ['--load_model_path', '{tmp}/other_model.pth'],

@@ -11,8 +11,15 @@ import pytest
 import torch
 
 import utils.checkpoint
-from utils.checkpoint import (CHECKSUM_KEY, atomic_write, load_checkpoint, read_checkpoint, save_checkpoint,
-                              tensor_sha256, write_text)
+from utils.checkpoint import (
+    CHECKSUM_KEY,
+    atomic_write,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    tensor_sha256,
+    write_text,
+)
 from utils.errors import ConfigError
 
 
