@@ -3,9 +3,11 @@ value, the pid and host that run it and a heartbeat, so `python -m utils.runs` c
 that was killed without a chance to write anything."""
 import contextlib
 import datetime
+import glob
 import json
 import logging
 import os
+import shlex
 import socket
 import time
 
@@ -29,6 +31,7 @@ class RunStatus:
                        'best_metric': None, 'best_epoch': None, **old, 'status': 'running', 'pid': os.getpid(),
                        'host': socket.gethostname(), 'epochs_planned': args.epochs, 'monitor': args.monitor,
                        'message': ''}
+        self.fields.update(slurm_fields())
         self.last_write = 0.0
 
     def update(self, **fields):
@@ -59,7 +62,7 @@ class RunStatus:
 
     def stopped(self, how):
         """Marks the run stopped and says how to resume it."""
-        command = command_line('train.py', ['--resume', self.run_dir])
+        command = resume_command(self.run_dir)
         self.update(status='stopped', message=f'resume: {command}')
         log.info(f'Stopped {how}. Resume with:\n  {command}')
 
@@ -67,6 +70,35 @@ class RunStatus:
         """Called often (every --print_freq steps); writes only every HEARTBEAT_SECONDS."""
         if time.monotonic() - self.last_write > HEARTBEAT_SECONDS:
             self.update()
+
+
+# Under SLURM (scripts/train_slurm.sh): the job that trains a run is recorded in its status.json, so that a
+# requeued job finds its own run folder and a stopped one is resumed through sbatch, not beside SLURM.
+
+def slurm_fields():
+    """{'slurm_job_id', 'slurm_restart_count'} of the SLURM job this process runs in (both None outside SLURM,
+    so a run resumed outside SLURM is not taken for its old job's)."""
+    job = os.environ.get('SLURM_JOB_ID')
+    restarts = int(os.environ.get('SLURM_RESTART_COUNT', 0)) if job else None
+    return {'slurm_job_id': job, 'slurm_restart_count': restarts}
+
+
+def resume_command(run_dir):
+    """The command that resumes `run_dir`: under SLURM the sbatch command of the job (TORCHBASE_SBATCH, which
+    scripts/train_slurm.sh sets) with --resume, which pasted on a login node trains under SLURM again."""
+    if 'SLURM_JOB_ID' not in os.environ:
+        return command_line('train.py', ['--resume', run_dir])
+    submit = shlex.quote(os.environ.get('SLURM_SUBMIT_DIR', os.getcwd()))
+    sbatch = os.environ.get('TORCHBASE_SBATCH', f'cd {submit} && sbatch scripts/train_slurm.sh')
+    return f'{sbatch} --resume {shlex.quote(run_dir)}'
+
+
+def slurm_run(checkpoints_dir, job_id):
+    """The run folder under `checkpoints_dir` that SLURM job `job_id` trained (the newest if several), or None:
+    where the job goes on when SLURM requeues it."""
+    paths = glob.glob(os.path.join(checkpoints_dir, '**', 'status.json'), recursive=True)
+    found = [p for p in paths if (read_status(os.path.dirname(p)) or {}).get('slurm_job_id') == str(job_id)]
+    return os.path.dirname(max(found, key=os.path.getmtime)) if found else None
 
 
 def read_status(run_dir):
@@ -110,6 +142,16 @@ def current_status(fields):
     stopped (another host) was killed: it had no chance to say so."""
     if fields['status'] != 'running':
         return fields['status']
+    if earlier_try_of_this_job(fields):  # SLURM requeued the job (e.g. its node failed): that try is over
+        return 'killed'
     if fields['host'] == socket.gethostname():
         return 'running' if pid_alive(fields['pid']) else 'killed'
     return 'running' if time.time() - fields['heartbeat'] < STALE_SECONDS else 'killed'
+
+
+def earlier_try_of_this_job(fields):
+    """Whether `fields` were written by an earlier try of the SLURM job this process runs in."""
+    job = fields.get('slurm_job_id')
+    if job is None or job != os.environ.get('SLURM_JOB_ID'):
+        return False
+    return int(os.environ.get('SLURM_RESTART_COUNT', 0)) > fields['slurm_restart_count']
