@@ -12,11 +12,11 @@ from data.data_entry import close_loaders, select_eval_loader
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
 from options import prepare_test_args
-from utils.checkpoint import load_checkpoint, write_text
+from utils.checkpoint import write_text
 from utils.dist import all_gather, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
-from utils.provenance import file_sha256, source_check
-from utils.run_dir import remove_run_dir
+from utils.provenance import source_check
+from utils.run_dir import release_folders, remove_run_dir
 from utils.torch_utils import get_device, load_model_weights, set_seed, weights_key
 from utils.viz import make_panel, save_image
 
@@ -24,19 +24,19 @@ log = logging.getLogger('torchbase')
 
 
 class Evaluator:
-    def __init__(self, args):
+    def __init__(self, args, ckpt):
+        """ckpt: the checkpoint prepare_test_args read from --load_model_path."""
         self.args = args
         set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
         model = select_model(args)
-        load_model_weights(model, args.load_model_path, strict=not args.load_not_strict)
+        load_model_weights(model, args.load_model_path, strict=not args.load_not_strict, ckpt=ckpt)
         model = model.to(self.device)
         # under torchrun each process evaluates its share of the list (data/sampler.py): no wrapper needed
         self.model = (model if is_distributed() else equip_multi_gpu(model, args)).eval()
         self.val_loader = select_eval_loader(args)
         self.metrics = SegMetrics(args.class_names, args.ignore_index)
         # Has the code that defines this model or its data changed since training? Said in the log and result.txt.
-        ckpt = load_checkpoint(args.load_model_path, mmap=True)
         # `weights: ema` when it was trained with --ema: those weights were validated and chose best.pth
         self.provenance = {'weights': weights_key(ckpt) or 'state dict',
                            **source_check(ckpt, args, args.load_model_path)}
@@ -60,8 +60,8 @@ class Evaluator:
         if not is_main():
             return scores
         lines = [f'{name}: {value:.4f}' for name, value in scores.items()]
-        lines += [f'checkpoint: {self.args.load_model_path}',
-                  f'checkpoint_sha256: {file_sha256(self.args.load_model_path)}',
+        lines += [f'checkpoint: {self.args.load_model_path}', f'checkpoint_sha256: {self.args.checkpoint_sha256}',
+                  f'model_type: {self.args.model_type}',
                   f'eval_list: {self.args.val_list}', f'num_samples: {len(self.val_loader.dataset)}']
         lines += [f'{name}: {value}' for name, value in self.provenance.items()]
         write_text(os.path.join(self.args.result_dir, 'result.txt'), '\n'.join(lines) + '\n')
@@ -103,10 +103,10 @@ class Evaluator:
 def main(argv=None):
     evaluator = None
     try:
-        args = prepare_test_args(argv)  # under torchrun, every process joins the group here
+        args, ckpt = prepare_test_args(argv)  # under torchrun, every process joins the group here
         try:
-            evaluator = Evaluator(args)
-        except ConfigError:  # e.g. a checkpoint that does not fit: leave no result folder
+            evaluator = Evaluator(args, ckpt)
+        except (ConfigError, KeyboardInterrupt):  # e.g. a checkpoint that does not fit: leave no result folder
             if is_main():
                 remove_run_dir(args.result_dir)
             raise
@@ -118,6 +118,7 @@ def main(argv=None):
         if evaluator:
             close_loaders(evaluator.val_loader)
         close_distributed()
+        release_folders()
 
 
 if __name__ == '__main__':

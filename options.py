@@ -11,12 +11,23 @@ from data.data_entry import type2data
 from data.make_shapes import CLASS_NAMES, DEMO_DIR
 from loss import type2loss
 from model.model_entry import type2model
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import read_checkpoint
 from utils.checks import check_args, check_inputs
 from utils.dist import init_distributed, is_main, on_main
+from utils.errors import ConfigError
 from utils.provenance import write_run_info
 from utils.resume import resume_args
-from utils.run_dir import close_logging, make_run_dir, read_latest, save_args, save_command, setup_logging
+from utils.run_dir import (
+    close_logging,
+    make_run_dir,
+    read_latest,
+    remove_run_dir,
+    remove_temporary_files,
+    save_args,
+    save_command,
+    setup_logging,
+)
+from utils.run_status import RunStatus
 
 # The flags that define the model. eval.py takes them from the checkpoint unless its command line gives them.
 # EDIT ME: add every flag your model's __init__ reads.
@@ -139,16 +150,32 @@ def parse_test_args(parser):
     group.add_argument('--save_viz', action='store_true', help='save input | prediction | truth pictures')
     group.add_argument('--viz_freq', type=int, default=20, help='with --save_viz: one picture every this many samples')
     group.add_argument('--result_dir', default='', help='leave empty: prepare_test_args fills it in')
+    group.add_argument('--checkpoint_sha256', default='',
+                       help='the sha256 the checkpoint must have (another file is refused); empty: filled in')
     return parser
 
 
 def start_folder(args, folder, script, argv):
     """Saves args.json, command.txt and run_info.json (commit, environment, source hashes) into a new run or
-    result folder and starts its log (train.log, eval.log)."""
-    save_args(args, folder)
-    save_command(folder, script, argv)
-    write_run_info(args, folder)
-    setup_logging(os.path.join(folder, script.replace('.py', '.log')))
+    result folder, and status.json into a run folder, and starts its log (train.log, eval.log). Interrupted or
+    failed, it removes the folder: a folder is complete or absent."""
+    try:
+        save_args(args, folder)
+        save_command(folder, script, argv)
+        write_run_info(args, folder)
+        if script == 'train.py':
+            RunStatus(args).update()  # `running`: from here on, `python -m utils.runs` can tell it was killed
+        setup_logging(os.path.join(folder, script.replace('.py', '.log')))
+    except BaseException:
+        remove_run_dir(folder)
+        raise
+
+
+def absolute_lists(args, names):
+    """The list files as absolute paths, so that args.json and checkpoints name the files that were read, and
+    eval.py or --resume from another working folder read the same ones."""
+    for name in names:
+        setattr(args, name, os.path.abspath(getattr(args, name)))
 
 
 def get_train_model_dir(args):
@@ -196,9 +223,13 @@ def make_train_folder(parser, argv, args):
     if args.resume:
         save_args(args, args.model_dir)  # --epochs may have grown
         save_command(args.model_dir, 'train.py', argv, append=True)
+        if not os.path.isfile(os.path.join(args.model_dir, 'run_info.json')):  # killed as it started
+            write_run_info(args, args.model_dir)
         setup_logging(os.path.join(args.model_dir, 'train.log'))
         log.info(f'Resuming {args.model_dir}')
+        remove_temporary_files(args.model_dir)  # safe: this process holds the folder's lock
     else:
+        absolute_lists(args, ('train_list', 'val_list'))
         if args.fast_dev_run:  # train.main removes it at the end
             args.checkpoints_dir = tempfile.mkdtemp(prefix=TEMPORARY)
         args.model_dir = get_train_model_dir(args)
@@ -218,6 +249,9 @@ def apply_debug_flags(args):
 
 
 def prepare_test_args(argv=None):
+    """Parses and checks the flags, reads the checkpoint and makes the result folder beside it; returns the args
+    and the checkpoint. The checkpoint is read once: the weights scored, the args they are rebuilt with and the
+    sha256 in result.txt all come from the same bytes, even if training replaces the file meanwhile."""
     close_logging()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = parse_test_args(make_parser(f'Evaluate a checkpoint. The flags with default None here '
@@ -225,24 +259,31 @@ def prepare_test_args(argv=None):
                                          'checkpoint was trained with.'))
     args = parser.parse_args(argv)
     init_distributed(args)
-    args = argparse.Namespace(**on_main(lambda: vars(make_result_folder(argv, args))))
+    read = {}  # rank 0's checkpoint
+    args = argparse.Namespace(**on_main(lambda: vars(make_result_folder(argv, args, read))))
     if not is_main():
         setup_logging(None)
-    return args
+    return args, on_main(lambda: read['ckpt'])  # sent to the other processes: they score the same bytes
 
 
-def make_result_folder(argv, args):
+def make_result_folder(argv, args, read):
+    """Reads the checkpoint into read['ckpt'] and the args it was trained with, then checks and makes the folder."""
     if not args.load_model_path:
         args.load_model_path = os.path.join(read_latest(args.checkpoints_dir), 'best.pth')
         argv += ['--load_model_path', args.load_model_path]  # so that command.txt evaluates this one again
-    ckpt = load_checkpoint(args.load_model_path, mmap=True)
+    ckpt, sha256 = read_checkpoint(args.load_model_path)
+    if args.checkpoint_sha256 and args.checkpoint_sha256 != sha256:
+        raise ConfigError(f'--checkpoint_sha256 {args.checkpoint_sha256}: {args.load_model_path} has sha256 '
+                          f'{sha256}, another file; pass the checkpoint with that hash, or leave the flag out')
+    args.checkpoint_sha256, read['ckpt'] = sha256, ckpt
     saved = ckpt.get('args', {}) if isinstance(ckpt, dict) else {}  # a bare state dict has no args
     defaults = parse_common_args(argparse.ArgumentParser())
     for name in MODEL_ARGS + DATA_ARGS:
         if getattr(args, name) is None:
             setattr(args, name, saved.get(name, defaults.get_default(name)))
     check_args(args)
-    check_inputs(args, is_train=False)
+    check_inputs(args, is_train=False, ckpt=ckpt)
+    absolute_lists(args, ('val_list',))
     args.result_dir = get_test_result_dir(args)
     start_folder(args, args.result_dir, 'eval.py', argv)
     log.info(f'Result folder: {args.result_dir}')

@@ -24,7 +24,7 @@ from utils.logger import Logger
 from utils.optim import LRSchedule, ModelEMA, amp_dtype, autocast, build_optimizer, improved
 from utils.profile import make_profiler
 from utils.provenance import provenance
-from utils.run_dir import remove_run_dir
+from utils.run_dir import release_folders, remove_run_dir
 from utils.run_status import RunStatus
 from utils.stop import StopSignals
 from utils.torch_utils import get_device, load_model_weights, set_seed, write_model_summary
@@ -231,7 +231,8 @@ def main(argv=None):
         args = prepare_train_args(argv)  # under torchrun, every process joins the group here
         try:
             trainer = Trainer(args)
-        except ConfigError:  # e.g. an unknown --monitor: nothing ran, so leave no run folder (but keep a resumed one)
+        except (ConfigError, KeyboardInterrupt):  # e.g. an unknown --monitor, or Ctrl-C: nothing ran, so leave no
+            # run folder (but keep a resumed one)
             if not args.resume and is_main():
                 remove_run_dir(args.model_dir)
             raise
@@ -246,6 +247,7 @@ def main(argv=None):
             shutil.rmtree(args.checkpoints_dir, ignore_errors=True)
             log.info(f'--fast_dev_run: its temporary folder {args.checkpoints_dir} is removed')
         close_distributed(trainer)
+        release_folders()
 
 
 if __name__ == '__main__':

@@ -1,21 +1,33 @@
 """Faults at the edges of a run, each as a user meets it: a bad sample read by loader workers, two processes on
 one run folder, a checkpoint rewritten or deleted while it is evaluated, kills that leave temporary files, and
 interrupts during start-up. Each must end in one line and a folder that is complete or gone, never a hang."""
+import hashlib
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 
+import eval as evaluate
+import options
+import train
 from data.make_shapes import make_shapes
 from model.model_entry import select_model
 from tests.conftest import make_args
+from tests.test_run_folders import WRITER
+from utils.checkpoint import copy_file
+from utils.errors import run_cli
+from utils.run_dir import make_run_dir, release_folders
+from utils.run_status import read_status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(script, *argv, timeout=60):
+def run_script(script, *argv, timeout=60):
     """A fresh process, as a user starts it; a hang fails the test at `timeout` seconds."""
     return subprocess.run([sys.executable, script, *argv], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
@@ -49,8 +61,183 @@ def test_bad_sample_with_loader_workers_exits_at_once(lists, tmp_path, script, b
         weights = tmp_path / 'weights.pth'
         torch.save(select_model(make_args()).state_dict(), weights)
         argv = ['--load_model_path', str(weights), *common]
-    p = run(script, *argv)
+    p = run_script(script, *argv)
     line = 37 if bad == 'train' else 5
     assert p.returncode == 1, p.stderr
     assert f'error: {lists}/bad_{bad}.txt:{line}: cannot read {lists}/notes.txt: not an image' in p.stderr
     assert 'Traceback' not in p.stderr
+
+
+def hold_resume(run):
+    """A process that has taken `run` for --resume and holds it, as a resumed run does in its first seconds,
+    before status.json says `running` again."""
+    code = ('import sys, time\nfrom options import prepare_train_args\n'
+            f'prepare_train_args(["--resume", {str(run)!r}, "--epochs", "3"])\n'
+            'print("holding", flush=True)\ntime.sleep(120)\n')
+    proc = subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(2)]
+    assert lines[1] == 'holding\n', lines
+    return proc
+
+
+@pytest.mark.slow
+def test_a_second_resume_of_one_run_is_refused_naming_the_pid_that_holds_it(train_argv, tmp_path):
+    train.main(train_argv)
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    assert read_status(run)['status'] == 'finished'
+    first = hold_resume(run)
+    before = {f: (run / f).read_bytes() for f in ('train.log', 'command.txt', 'args.json')}
+    try:
+        second = run_script('train.py', '--resume', str(run), '--epochs', '3')
+    finally:
+        first.kill()
+        first.wait()
+    lines = second.stderr.strip().splitlines()
+    assert second.returncode == 1 and len(lines) == 1, second.stderr
+    assert lines[0].startswith(f'error: --resume {run}: the run is still running (pid {first.pid} on ')
+    assert f'kill -TERM {first.pid}' in lines[0]
+    assert before == {f: (run / f).read_bytes() for f in before}  # the refused process wrote nothing
+    # the operating system releases the lock of a killed process: the run resumes
+    third = run_script('train.py', '--resume', str(run), '--epochs', '3')
+    assert third.returncode == 0, third.stderr
+    assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 3
+
+
+def test_a_run_or_result_folder_is_locked_while_its_process_lives(tmp_path):
+    folder = make_run_dir(str(tmp_path / 'base_exp'))
+    probe = f'from utils.run_dir import lock_folder; print(lock_folder({folder!r}))'
+    try:
+        held = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, capture_output=True, text=True)
+        assert held.stdout.strip() == f'pid {os.getpid()} on {socket.gethostname()}'
+    finally:
+        release_folders()
+    free = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, capture_output=True, text=True)
+    assert free.stdout.strip() == 'None'
+
+
+def test_resume_removes_the_temporary_file_of_a_write_killed_midway(train_argv, tmp_path):
+    train.main(train_argv + ['--epochs', '1'])
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    proc = subprocess.Popen([sys.executable, '-c', WRITER, str(run / 'last.pth')], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == 'writing\n'
+    proc.kill()
+    proc.wait()
+    left = [f for f in os.listdir(run) if f.endswith('.tmp')]
+    assert len(left) == 1 and left[0].startswith('.last.pth.')
+    train.main(['--resume', str(run), '--epochs', '2'])
+    assert not [f for f in os.listdir(run) if f.endswith('.tmp')]
+    assert f'Removed {left[0]}, left by a process killed while writing it' in (run / 'train.log').read_text()
+
+
+@pytest.mark.parametrize('where', ['save_command', 'write_run_info', 'select_model'])
+def test_ctrl_c_during_start_up_leaves_no_folder(train_argv, tmp_path, monkeypatch, capsys, where):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    module = train if where == 'select_model' else options
+    monkeypatch.setattr(module, where, interrupted)
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: train.main(train_argv))
+    assert e.value.code == 130 and 'Traceback' not in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'checkpoints' / 'base_exp')
+
+
+def test_a_run_is_complete_from_its_start(train_argv, tmp_path, monkeypatch):
+    """Killed as its Trainer starts, a run folder already says what it is; the kill shows as `killed`."""
+    def killed(*a, **k):
+        raise SystemExit(137)  # as far as the folder can tell, a SIGKILL here
+
+    monkeypatch.setattr(train, 'select_model', killed)
+    with pytest.raises(SystemExit):
+        train.main(train_argv)
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    assert {'args.json', 'command.txt', 'run_info.json', 'status.json'} <= set(os.listdir(run))
+    status = read_status(run)
+    assert status['status'] == 'running' and status['pid'] == os.getpid()  # this process lives on, the run not
+
+
+def test_resume_of_a_run_killed_before_its_run_info_writes_it(train_argv, tmp_path):
+    train.main(train_argv + ['--epochs', '1'])
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    (run / 'run_info.json').unlink()
+    train.main(['--resume', str(run), '--epochs', '2'])
+    assert json.loads((run / 'run_info.json').read_text())['git']
+
+
+@pytest.fixture(scope='module')
+def trained(shapes, tmp_path_factory):
+    """A finished two-epoch run: its best.pth and epoch_1.pth (other weights of the same model)."""
+    checkpoints = tmp_path_factory.mktemp('trained')
+    train.main(['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
+                str(checkpoints), '--epochs', '2', '--batch_size', '4', '--save_prefix', 'ref'])
+    return checkpoints / 'base_ref'
+
+
+def result(folder):
+    return dict(line.split(': ', 1) for line in (folder / 'result.txt').read_text().splitlines())
+
+
+def evaluate_while(monkeypatch, ckpt, act):
+    """eval.py on `ckpt`, with `act()` run once the Evaluator is built, before it scores: what a training run that
+    rewrites best.pth, or --keep_last deleting an epoch_N.pth, may do at any moment."""
+    original = evaluate.Evaluator.eval
+
+    def acting(self):
+        act()
+        return original(self)
+
+    monkeypatch.setattr(evaluate.Evaluator, 'eval', acting)
+    evaluate.main(['--load_model_path', str(ckpt), '--save_prefix', 'while'])
+    return next(ckpt.parent.glob(f'{ckpt.stem}/*_while'))
+
+
+def test_result_names_the_bytes_it_scored_when_the_checkpoint_is_replaced_meanwhile(trained, tmp_path, monkeypatch):
+    ckpt = tmp_path / 'run' / 'best.pth'
+    ckpt.parent.mkdir()
+    shutil.copy(trained / 'best.pth', ckpt)
+    evaluate.main(['--load_model_path', str(ckpt), '--save_prefix', 'quiet'])
+    quiet = result(ckpt.parent / 'best' / 'shapes_val_quiet')
+    scored = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    # training writes a new best.pth as it does: another file renamed over this one
+    folder = evaluate_while(monkeypatch, ckpt, lambda: copy_file(str(trained / 'epoch_2.pth'), str(ckpt)))
+    replaced = result(folder)
+    assert replaced['checkpoint_sha256'] == quiet['checkpoint_sha256'] == scored
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() != scored  # the file was replaced...
+    assert replaced['mIoU'] == quiet['mIoU'] and replaced['pixel_acc'] == quiet['pixel_acc']  # ...not what was scored
+    assert replaced['model_type'] == 'base'
+
+
+def test_evaluation_outlives_its_checkpoint_being_deleted(trained, tmp_path, monkeypatch):
+    ckpt = tmp_path / 'run' / 'epoch_1.pth'
+    ckpt.parent.mkdir()
+    shutil.copy(trained / 'epoch_1.pth', ckpt)
+    scored = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    folder = evaluate_while(monkeypatch, ckpt, ckpt.unlink)
+    assert not ckpt.exists() and result(folder)['checkpoint_sha256'] == scored
+
+
+def test_a_checkpoint_sha256_that_differs_is_refused(trained, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: evaluate.main(['--load_model_path', str(trained / 'best.pth'), '--checkpoint_sha256', 'ab12']))
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and '--checkpoint_sha256 ab12: ' in err and 'another file' in err
+
+
+def test_list_paths_are_stored_absolute_so_another_working_folder_reads_the_same_files(shapes, tmp_path,
+                                                                                      monkeypatch):
+    first, second = tmp_path / 'first', tmp_path / 'second'
+    for folder, n in ((first, 6), (second, 1)):  # a list of the same name in each: 6 samples, then 1
+        folder.mkdir()
+        lines = (shapes / 'val.txt').read_text().splitlines()[:n]
+        (folder / 'ok.txt').write_text(''.join(f'{shapes}/{line.split()[0]} {shapes}/{line.split()[1]}\n'
+                                               for line in lines))
+    monkeypatch.chdir(first)
+    train.main(['--train_list', str(shapes / 'train.txt'), '--val_list', 'ok.txt', '--checkpoints_dir',
+                str(tmp_path / 'ck'), '--epochs', '1', '--batch_size', '4'])
+    run = tmp_path / 'ck' / 'base_exp'
+    assert json.loads((run / 'args.json').read_text())['val_list'] == str(first / 'ok.txt')
+    monkeypatch.chdir(second)
+    evaluate.main(['--load_model_path', str(run / 'best.pth')])
+    scores = result(next((run / 'best').iterdir()))
+    assert scores['eval_list'] == str(first / 'ok.txt') and scores['num_samples'] == '6'

@@ -85,15 +85,16 @@ def test_test_args_come_from_checkpoint_unless_given(tmp_path, shapes):
                          val_list=str(shapes / 'val.txt'), ignore_index=7)
     (tmp_path / 'checkpoints' / 'latest').write_text('better_exp\n')
     argv = ['--checkpoints_dir', str(tmp_path / 'checkpoints'), '--save_prefix', 'try']
-    args = prepare_test_args(argv)
+    args, ckpt = prepare_test_args(argv)
     assert args.load_model_path == str(run / 'best.pth')  # the newest run's best checkpoint
+    assert ckpt['args']['model_type'] == 'better'  # read once: the weights to score come with the args
     assert (args.model_type, args.num_classes, args.class_names) == ('better', 3, ['a', 'b', 'c'])
     assert (args.val_list, args.ignore_index, args.data_type) == (str(shapes / 'val.txt'), 7, 'list')
     assert args.result_dir == str(run / 'best' / 'shapes_val_try')
     assert json.load(open(os.path.join(args.result_dir, 'args.json')))['model_type'] == 'better'
     assert f'--load_model_path {run / "best.pth"}' in open(os.path.join(args.result_dir, 'command.txt')).read()
     # Flags given on the command line win; an evaluation never reuses an earlier one's folder.
-    again = prepare_test_args(argv + ['--model_type', 'base', '--ignore_index', '255', '--load_not_strict'])
+    again, _ = prepare_test_args(argv + ['--model_type', 'base', '--ignore_index', '255', '--load_not_strict'])
     assert (again.model_type, again.ignore_index) == ('base', 255)
     assert again.result_dir == str(run / 'best' / 'shapes_val_try_2')
 
@@ -107,7 +108,8 @@ def test_bad_eval_flags_fail_before_any_folder(tmp_path, shapes):
 
 def test_bare_state_dict_takes_the_flag_defaults(tmp_path, shapes):
     torch.save(select_model(make_args()).state_dict(), tmp_path / 'bare.pth')
-    args = prepare_test_args(['--load_model_path', str(tmp_path / 'bare.pth'), '--val_list', str(shapes / 'val.txt')])
+    args, _ = prepare_test_args(['--load_model_path', str(tmp_path / 'bare.pth'), '--val_list',
+                                 str(shapes / 'val.txt')])
     assert (args.model_type, args.num_classes, args.ignore_index) == ('base', 4, 255)
     assert args.result_dir == str(tmp_path / 'bare' / 'shapes_val_exp')
 

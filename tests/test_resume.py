@@ -89,16 +89,17 @@ def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, 
     assert read_status(run)['status'] == 'finished'
 
 
-@pytest.mark.parametrize('how, workers', [('sigterm_to_process', 0), ('sigint_to_group', 2)])
+@pytest.mark.parametrize('how, workers', [('sigterm_to_process', 0), ('sigint_to_group', 2),
+                                          ('sigterm_to_group', 2)])
 def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, how):
     proc = start_paused(tmp_path, STEPS + 2, flags(shapes, tmp_path / 'checkpoints', workers),
                         start_new_session=True)  # its own process group, as a shell gives a command
     if how == 'sigterm_to_process':
         proc.send_signal(signal.SIGTERM)
-    else:  # Ctrl-C in a terminal: every process of the group, loader workers included
-        os.killpg(proc.pid, signal.SIGINT)
+    else:  # Ctrl-C in a terminal, or torchrun's or SLURM's SIGTERM: every process, loader workers included
+        os.killpg(proc.pid, signal.SIGINT if how == 'sigint_to_group' else signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    signum = signal.SIGTERM if how == 'sigterm_to_process' else signal.SIGINT
+    signum = signal.SIGINT if how == 'sigint_to_group' else signal.SIGTERM
     assert proc.returncode == 128 + signum, err
     assert 'Traceback' not in err
     run = tmp_path / 'checkpoints' / 'base_exp'

@@ -13,8 +13,9 @@ from data.data_entry import get_dataset_by_type, type2data
 from data.list_dataset import ListDataset, read_list
 from data.make_shapes import ensure_demo_data
 from model.model_entry import select_model
+from utils.checkpoint import load_checkpoint
 from utils.errors import ConfigError
-from utils.torch_utils import check_fit, check_gpus, check_overlap, get_state_dict
+from utils.torch_utils import check_fit, check_gpus, check_overlap, weights_of
 
 log = logging.getLogger('torchbase')
 
@@ -96,11 +97,11 @@ def check_samples(dataset):
                           + '\n  '.join(bad[:20]) + more)
 
 
-def check_inputs(args, is_train):
+def check_inputs(args, is_train, ckpt=None):
     """Checks what can be checked before a folder is made, so that a mistake there leaves nothing behind: the
     list files and their lines, the checkpoint to load (readable, plain values only, fits the model), and with
-    --check_data every sample, and that the folders the run writes into can be written. EDIT ME: check here the
-    inputs of a dataset that reads no list file."""
+    --check_data every sample, and that the folders the run writes into can be written. ckpt: the checkpoint
+    when already read (eval.py reads it once). EDIT ME: check here the inputs of a dataset that reads no list file."""
     for flag, folder in output_folders(args, is_train):
         check_writable(folder, flag)
     for list_path in ([args.train_list] if is_train else []) + [args.val_list]:
@@ -109,7 +110,9 @@ def check_inputs(args, is_train):
             read_list(list_path)
     if args.load_model_path and not getattr(args, 'resume', ''):
         # mmap: no copy of the weights in memory; verify: their checksum, read through the mapping
-        state = get_state_dict(args.load_model_path, mmap=True, verify=True)
+        if ckpt is None:
+            ckpt = load_checkpoint(args.load_model_path, mmap=True, verify=True)
+        state = weights_of(ckpt)
         with torch.device('meta'):  # a model without memory or computation: only names and shapes count
             model = select_model(args)
         if args.load_not_strict:

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import random
+import socket
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ import torch
 from utils.checkpoint import load_checkpoint
 from utils.dist import rank, world_size
 from utils.errors import ConfigError
+from utils.run_dir import lock_folder
 from utils.run_status import current_status, read_status
 
 log = logging.getLogger('torchbase')
@@ -25,9 +27,6 @@ RESUME_FLAGS = ('epochs', 'num_workers', 'gpus', 'print_freq', 'save_freq', 'kee
 def saved_args(run_dir):
     """The args a run was started with: from its last.pth, or from args.json when it stopped before its first
     checkpoint (it then starts again at epoch 1 in the same folder). The second item is last.pth's epoch."""
-    if os.path.isfile(run_dir):
-        raise ConfigError(f'--resume {run_dir} is a file; pass the run folder that holds it: '
-                          f'--resume {os.path.dirname(run_dir) or "."}')
     last = os.path.join(run_dir, 'last.pth')
     if os.path.isfile(last):
         ckpt = load_checkpoint(last, mmap=True)  # mmap: reads the args, not the tensors
@@ -35,22 +34,39 @@ def saved_args(run_dir):
             raise ConfigError(f'--resume {run_dir}: {last} is not a resumable TorchBase checkpoint (no args, epoch, '
                               'rng)')
         return ckpt['args'], ckpt['epoch']
-    args_json = os.path.join(run_dir, 'args.json')
-    if not os.path.isfile(args_json):
+    with open(os.path.join(run_dir, 'args.json')) as f:
+        return json.load(f), 0
+
+
+def lock_run(run_dir):
+    """Takes the run folder's lock before anything else is read from it or written into it: a second process
+    resuming the same run is refused, whenever it starts. A folder that is not a resumable run is refused first,
+    and gets no lock file."""
+    if os.path.isfile(run_dir):
+        raise ConfigError(f'--resume {run_dir} is a file; pass the run folder that holds it: '
+                          f'--resume {os.path.dirname(run_dir) or "."}')
+    if not any(os.path.isfile(os.path.join(run_dir, f)) for f in ('last.pth', 'args.json')):
         raise ConfigError(f'--resume {run_dir}: not a run folder (no last.pth, no args.json); pass a folder that '
                           'train.py made, e.g. checkpoints/base_exp (python -m utils.runs lists them)')
-    with open(args_json) as f:
-        return json.load(f), 0
+    saved_args(run_dir)  # only reads
+    holder = lock_folder(run_dir)
+    if holder:
+        pid = holder.split()[1] if holder.startswith('pid ') else 'PID'
+        raise ConfigError(f'--resume {run_dir}: the run is still running ({holder} holds its lock); stop it first '
+                          f'(kill -TERM {pid} saves a resumable checkpoint) or let it finish')
 
 
 def resume_args(parser, argv, run_dir):
     """The args of the run in `run_dir`, with the flags of `argv` applied on top; raises a ConfigError when the
     folder is not a run, is still running, or when `argv` changes the experiment."""
+    lock_run(run_dir)
     status = read_status(run_dir)
-    if status and current_status(status) == 'running':  # two processes writing one folder would mix their files
+    # On this host the lock says it all (a `running` status with a live pid may be a reused pid); a run on another
+    # host may hold a lock this one cannot see, if the shared filesystem does not share locks
+    if status and status.get('host') != socket.gethostname() and current_status(status) == 'running':
         raise ConfigError(f'--resume {run_dir}: the run is still running (pid {status["pid"]} on {status["host"]}); '
                           f'stop it first (kill -TERM {status["pid"]} saves a resumable checkpoint) or let it finish')
-    saved, epochs_done = saved_args(run_dir)
+    saved, epochs_done = saved_args(run_dir)  # again, now that no other process can change it
     if saved.get('fast_dev_run'):
         raise ConfigError(f'--resume {run_dir}: a --fast_dev_run run is a check, not a run to go on with; start one '
                           'without --fast_dev_run')

@@ -22,9 +22,13 @@ def weights_key(ckpt):
 
 
 def get_state_dict(path, mmap=False, verify=None):
-    """The model weights in `path` (see weights_key), or those of a bare state dict, with wrapper prefixes removed
-    so that checkpoints of wrapped models load into a plain one. mmap, verify: see load_checkpoint."""
-    ckpt = load_checkpoint(path, mmap=mmap, verify=verify)
+    """The model weights in `path` (see weights_of). mmap, verify: see load_checkpoint."""
+    return weights_of(load_checkpoint(path, mmap=mmap, verify=verify))
+
+
+def weights_of(ckpt):
+    """The model weights of a loaded checkpoint (see weights_key), or a bare state dict, with wrapper prefixes
+    removed so that checkpoints of wrapped models load into a plain one."""
     key = weights_key(ckpt)
     state = ckpt[key] if key else ckpt
     clean = {}
@@ -49,10 +53,11 @@ def compare_state_dicts(own, state):
     return report
 
 
-def load_match_dict(model, model_path):
+def load_match_dict(model, model_path, state=None):
     """Loads every tensor of `model_path` whose name and shape match `model`; the rest keep their values.
-    Returns (and logs) the report of compare_state_dicts. A file of which no tensor matches is an error."""
-    state = get_state_dict(model_path)
+    Returns (and logs) the report of compare_state_dicts. A file of which no tensor matches is an error.
+    state: the file's weights when already read."""
+    state = get_state_dict(model_path) if state is None else state
     report = check_overlap(model, state, model_path)
     model.load_state_dict({k: state[k] for k in report['loaded']}, strict=False)
     log.info(f'load_match_dict {model_path}: ' + ', '.join(f'{len(v)} {k}' for k, v in report.items()))
@@ -94,15 +99,16 @@ def first_keys(state, n=5):
     return ', '.join(list(state)[:n]) + more if state else 'no tensors'
 
 
-def load_model_weights(model, path, strict=True, report_dir=None):
+def load_model_weights(model, path, strict=True, report_dir=None, ckpt=None):
     """The article's two ways to start from saved weights: strict (every key and shape must match) or not strict
-    (load_match_dict, whose report goes into report_dir/load_match_dict.json)."""
+    (load_match_dict, whose report goes into report_dir/load_match_dict.json). ckpt: the file, when already read
+    (eval.py reads its checkpoint once)."""
+    state = get_state_dict(path) if ckpt is None else weights_of(ckpt)
     if not strict:
-        report = load_match_dict(model, path)
+        report = load_match_dict(model, path, state)
         if report_dir and is_main():
             write_text(os.path.join(report_dir, 'load_match_dict.json'), json.dumps(report, indent=2))
         return
-    state = get_state_dict(path)
     check_fit(model, state, path)
     model.load_state_dict(state)
 
