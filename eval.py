@@ -15,8 +15,9 @@ from options import prepare_test_args
 from utils.checkpoint import write_text
 from utils.dist import all_gather, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
+from utils.folder_lock import release_folders
 from utils.provenance import source_check
-from utils.run_dir import release_folders, remove_run_dir
+from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, load_model_weights, set_seed, weights_key
 from utils.viz import make_panel, save_image
 

@@ -15,6 +15,7 @@ from utils.checkpoint import read_checkpoint
 from utils.checks import check_args, check_inputs
 from utils.dist import init_distributed, is_main, on_main
 from utils.errors import ConfigError
+from utils.folder_lock import remove_temporary_files
 from utils.provenance import write_run_info
 from utils.resume import resume_args
 from utils.run_dir import (
@@ -22,7 +23,6 @@ from utils.run_dir import (
     make_run_dir,
     read_latest,
     remove_run_dir,
-    remove_temporary_files,
     save_args,
     save_command,
     setup_logging,

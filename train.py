@@ -20,11 +20,12 @@ from utils.checkpoint import load_checkpoint
 from utils.checks import check_monitor
 from utils.dist import all_reduce, broadcast_buffers, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
+from utils.folder_lock import release_folders
 from utils.logger import Logger
 from utils.optim import LRSchedule, ModelEMA, amp_dtype, autocast, build_optimizer, improved
 from utils.profile import make_profiler
 from utils.provenance import provenance
-from utils.run_dir import release_folders, remove_run_dir
+from utils.run_dir import remove_run_dir
 from utils.run_status import RunStatus
 from utils.stop import StopSignals
 from utils.torch_utils import get_device, load_model_weights, set_seed, write_model_summary

@@ -21,7 +21,8 @@ from tests.conftest import make_args
 from tests.test_run_folders import WRITER
 from utils.checkpoint import copy_file
 from utils.errors import run_cli
-from utils.run_dir import make_run_dir, release_folders
+from utils.folder_lock import release_folders
+from utils.run_dir import make_run_dir
 from utils.run_status import read_status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,7 +106,7 @@ def test_a_second_resume_of_one_run_is_refused_naming_the_pid_that_holds_it(trai
 
 def test_a_run_or_result_folder_is_locked_while_its_process_lives(tmp_path):
     folder = make_run_dir(str(tmp_path / 'base_exp'))
-    probe = f'from utils.run_dir import lock_folder; print(lock_folder({folder!r}))'
+    probe = f'from utils.folder_lock import lock_folder; print(lock_folder({folder!r}))'
     try:
         held = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, capture_output=True, text=True)
         assert held.stdout.strip() == f'pid {os.getpid()} on {socket.gethostname()}'

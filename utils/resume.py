@@ -13,7 +13,7 @@ import torch
 from utils.checkpoint import load_checkpoint
 from utils.dist import rank, world_size
 from utils.errors import ConfigError
-from utils.run_dir import lock_folder
+from utils.folder_lock import lock_folder
 from utils.run_status import current_status, read_status
 
 log = logging.getLogger('torchbase')

@@ -1,31 +1,21 @@
 """Run and result folders: each gets a folder of its own (`name`, then `name_2`, `name_3`, ...) with its args,
 command and log file, and `<checkpoints_dir>/latest` names the newest run that has finished an epoch. A plain
-text file, not a symlink: TensorBoard would list the run twice. A process that writes into a folder holds its lock.
-"""
+text file, not a symlink: TensorBoard would list the run twice. The process that makes a folder holds its lock
+(utils/folder_lock.py)."""
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
-import socket
 import sys
 
 from tqdm import tqdm
 
 from utils.checkpoint import write_text
 from utils.errors import ConfigError
-
-try:
-    import fcntl
-except ImportError:  # Windows has no lockf: folders are not locked there
-    fcntl = None
+from utils.folder_lock import lock_folder, unlock_folder
 
 log = logging.getLogger('torchbase')
-LOCK_FILE = '.lock'  # in each run and result folder: `pid N on HOST` of the process that last held it
-held_locks = {}  # folder -> its open lock file: the lock lasts while the file is open (never open it twice:
-# closing any file on it would release the lock)
-TEMPORARY_FILE = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')  # utils/checkpoint.atomic_write's, while it writes
 
 
 class TqdmHandler(logging.Handler):
@@ -79,55 +69,11 @@ def make_run_dir(base):
         return path
 
 
-def lock_folder(folder):
-    """Takes the exclusive lock of `folder` for this process, or returns `pid N on HOST` of the process that
-    holds it. The lock is the operating system's: it ends when the process ends, however it ends, so a killed run
-    never leaves its folder locked. A POSIX lock (lockf), not flock: forked loader workers, which may outlive a
-    killed run by seconds, do not inherit it, and network filesystems share it between machines."""
-    if fcntl is None or os.path.abspath(folder) in held_locks:
-        return None
-    try:
-        f = open(os.path.join(folder, LOCK_FILE), 'a+')
-    except OSError as e:
-        raise ConfigError(f'cannot write into {folder}: {e.strerror}; a run or result folder must be '
-                          'writable (check its permissions and free space)') from None
-    try:
-        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or 'another process'  # it may not have written its pid yet
-        f.close()
-        return holder
-    f.truncate(0)
-    f.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
-    f.flush()
-    held_locks[os.path.abspath(folder)] = f
-    return None
-
-
-def release_folders():
-    """Releases the locks this process holds (at the end of train.main and eval.main: tests run several)."""
-    for f in held_locks.values():
-        f.close()
-    held_locks.clear()
-
-
-def remove_temporary_files(folder):
-    """Removes the temporary files that a process killed while writing left in `folder` (a partial last.pth can be
-    as large as a checkpoint). Call it with the folder's lock held: then no other process is writing there."""
-    for name in os.listdir(folder):
-        if TEMPORARY_FILE.fullmatch(name):
-            os.remove(os.path.join(folder, name))
-            log.info(f'Removed {name}, left by a process killed while writing it')
-
-
 def remove_run_dir(path):
     """Removes a folder that make_run_dir just made for a run that could not start (only its args, command
     and log are in it), and its parent if that is left empty, so a mistake in the flags leaves nothing behind."""
     close_logging()  # the log file is in the folder
-    held = held_locks.pop(os.path.abspath(path), None)
-    if held:
-        held.close()
+    unlock_folder(path)
     shutil.rmtree(path, ignore_errors=True)
     try:
         os.rmdir(os.path.dirname(os.path.abspath(path)))  # fails, as it should, unless empty

@@ -1,0 +1,68 @@
+"""One process per run or result folder: a process that writes into a folder holds its lock, so a second
+`--resume` of a running run is refused at once, naming the process that holds it. With the lock held, the
+temporary files that a killed write left in the folder can be removed: no one else is writing there."""
+import logging
+import os
+import re
+import socket
+
+from utils.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows has no lockf: folders are not locked there
+    fcntl = None
+
+log = logging.getLogger('torchbase')
+LOCK_FILE = '.lock'  # in each run and result folder: `pid N on HOST` of the process that last held it
+held_locks = {}  # folder -> its open lock file: the lock lasts while the file is open (never open it twice:
+# closing any file on it would release the lock)
+TEMPORARY_FILE = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')  # utils/checkpoint.atomic_write's, while it writes
+
+
+def lock_folder(folder):
+    """Takes the exclusive lock of `folder` for this process, or returns `pid N on HOST` of the process that
+    holds it. The lock is the operating system's: it ends when the process ends, however it ends, so a killed run
+    never leaves its folder locked. A POSIX lock (lockf), not flock: forked loader workers, which may outlive a
+    killed run by seconds, do not inherit it, and network filesystems share it between machines."""
+    if fcntl is None or os.path.abspath(folder) in held_locks:
+        return None
+    try:
+        f = open(os.path.join(folder, LOCK_FILE), 'a+')
+    except OSError as e:
+        raise ConfigError(f'cannot write into {folder}: {e.strerror}; a run or result folder must be '
+                          'writable (check its permissions and free space)') from None
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or 'another process'  # it may not have written its pid yet
+        f.close()
+        return holder
+    f.truncate(0)
+    f.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
+    f.flush()
+    held_locks[os.path.abspath(folder)] = f
+    return None
+
+
+def unlock_folder(folder):
+    held = held_locks.pop(os.path.abspath(folder), None)
+    if held:
+        held.close()
+
+
+def release_folders():
+    """Releases the locks this process holds (at the end of train.main and eval.main: tests run several)."""
+    for f in held_locks.values():
+        f.close()
+    held_locks.clear()
+
+
+def remove_temporary_files(folder):
+    """Removes the temporary files that a process killed while writing left in `folder` (a partial last.pth can be
+    as large as a checkpoint). Call it with the folder's lock held: then no other process is writing there."""
+    for name in os.listdir(folder):
+        if TEMPORARY_FILE.fullmatch(name):
+            os.remove(os.path.join(folder, name))
+            log.info(f'Removed {name}, left by a process killed while writing it')
