@@ -118,7 +118,10 @@ done_at_least() { [ "$(status_of "$1" epochs_done)" -ge "$2" ] 2>/dev/null; }
 epochs_once() {  # each epoch in the run's log once: a resume went on where the stop left it, nothing twice
   for e in $(seq "$EPOCHS"); do [ "$(grep -c " epoch $e/$EPOCHS " "$1/train.log")" = 1 ] || return 1; done
 }
-no_traceback() { ! grep -q Traceback "checkpoints/slurm-$1.out"; }
+no_traceback() { [ -f "checkpoints/slurm-$1.out" ] && ! grep -q Traceback "checkpoints/slurm-$1.out"; }
+need_job() {  # the steps below go on with this job
+  if [ -z "$job" ]; then echo "FAILED: no job to go on with; see $tmp/project"; exit 1; fi
+}
 resume_line() { tail -n 1 "checkpoints/slurm-$1.out" | sed 's/^  //'; }  # what the log ends with after a stop
 prints_resume() { resume_line "$1" | grep -q "sbatch .*scripts/train_slurm.sh --resume $2\$"; }
 resubmit() {  # runs the command a stopped job's log ends with, as a user pastes it; prints the new job's id
@@ -131,7 +134,7 @@ run=checkpoints/base_exp
 echo "1. A new run on $cpus CPUs, cancelled (scancel) after its first epoch"
 job=$("${submit[@]}" "${flags[@]}") || true
 check "sbatch takes the job on a cluster without GPUs (job $job)" test -n "$job"
-if [ -z "$job" ]; then exit 1; fi
+need_job
 check "it trains" wait_for 120 done_at_least "$run" 1
 check "one process per CPU given: --nproc_per_node $cpus" \
   grep -q -- "--nproc_per_node $cpus train.py" "$run/command.txt"
@@ -146,6 +149,7 @@ stopped_at=$(status_of "$run" epochs_done) || stopped_at=0
 echo "2. Resumed with that command, then sent SIGTERM as --signal does before the time limit (scancel --signal)"
 job=$(resubmit "$job") || true
 check "the printed command submits a job ($job)" test -n "$job"
+need_job
 check "it goes on" wait_for 120 done_at_least "$run" $((stopped_at + 1))
 scancel --signal=TERM "$job"
 check "the job ends" wait_for 60 ended "$job"
@@ -158,6 +162,7 @@ check "no traceback in the log" no_traceback "$job"
 echo "3. Resumed again, to the end"
 job=$(resubmit "$job") || true
 check "the printed command submits a job ($job)" test -n "$job"
+need_job
 check "the job ends" wait_for 180 ended "$job"
 check "it is COMPLETED" is "$job" COMPLETED
 check "the run finished all $EPOCHS epochs" \
@@ -168,6 +173,7 @@ check "no traceback in the log" no_traceback "$job"
 run=checkpoints/base_exp_2
 echo "4. A new run, requeued (scontrol requeue, as after a node failure) after its first epoch"
 job=$("${submit[@]}" "${flags[@]}") || true
+need_job
 check "it trains (job $job)" wait_for 120 done_at_least "$run" 1
 scontrol requeue "$job" || true
 check "the job is requeued" wait_for 60 is "$job" PENDING

@@ -154,4 +154,4 @@ def earlier_try_of_this_job(fields):
     job = fields.get('slurm_job_id')
     if job is None or job != os.environ.get('SLURM_JOB_ID'):
         return False
-    return int(os.environ.get('SLURM_RESTART_COUNT', 0)) > fields['slurm_restart_count']
+    return int(os.environ.get('SLURM_RESTART_COUNT', 0)) > (fields.get('slurm_restart_count') or 0)
