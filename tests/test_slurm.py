@@ -138,6 +138,7 @@ def test_a_run_left_running_by_an_earlier_try_of_this_job_is_over(monkeypatch):
     assert current_status(fields) == 'killed'
 
 
+@pytest.mark.slow
 def test_submit_stop_resume_and_requeue_under_a_real_slurm():
     if shutil.which('sbatch') is None:
         pytest.skip('no SLURM here (sbatch is not installed); scripts/slurm_check.sh, as root, installs one')

@@ -166,3 +166,20 @@ def test_an_error_before_the_run_folder_is_made_goes_to_stderr_only(tmp_path, ca
     assert capsys.readouterr().err.startswith(f'error: list file {tmp_path / "missing.txt"}')
     with pytest.raises(ConfigError):
         train.main(['--train_list', str(tmp_path / 'missing.txt')])
+
+
+def test_a_signal_handled_during_the_agreement_is_agreed_on_next_time(monkeypatch):
+    """Under torchrun, a signal whose handler runs as the collective returns must not be lost: it is not part of
+    that agreement (the others voted without it), so the processes stop together at the next one."""
+    import utils.stop
+    stop = utils.stop.StopSignals()
+
+    def all_reduce(tensor, op):  # the other processes voted 0; this one's SIGTERM handler runs as it returns
+        stop.received = signal.SIGTERM
+        return tensor.clone()
+
+    monkeypatch.setattr(utils.stop, 'world_size', lambda: 2)
+    monkeypatch.setattr(utils.stop, 'all_reduce', all_reduce)
+    assert not stop.agreed(0) and stop.received == signal.SIGTERM
+    monkeypatch.setattr(utils.stop, 'all_reduce', lambda tensor, op: tensor.clone())
+    assert stop.agreed(1) and stop.received == signal.SIGTERM

@@ -33,8 +33,9 @@ class StopSignals:
             return self.received is not None
         if step % every == 0:  # every process gets here at the same steps
             signum = int(all_reduce(torch.tensor(self.received or 0), op='max'))
-            self.received = signum or None
-            self.settled = self.received is not None
+            # a signal handled during the collective (its handler runs once it returns) is agreed on next time
+            self.received = signum or self.received
+            self.settled = bool(signum)
         return self.settled
 
     def exit(self, status, where):
