@@ -1,6 +1,7 @@
 """Faults at the edges of a run, each as a user meets it: a bad sample read by loader workers, two processes on
 one run folder, a checkpoint rewritten or deleted while it is evaluated, kills that leave temporary files, and
 interrupts during start-up. Each must end in one line and a folder that is complete or gone, never a hang."""
+import errno
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from tests.test_run_folders import WRITER
 from utils.checkpoint import copy_file
 from utils.errors import run_cli
 from utils.folder_lock import release_folders
+from utils.logger import Logger
 from utils.run_dir import make_run_dir
 from utils.run_status import read_status
 
@@ -242,3 +244,21 @@ def test_list_paths_are_stored_absolute_so_another_working_folder_reads_the_same
     evaluate.main(['--load_model_path', str(run / 'best.pth')])
     scores = result(next((run / 'best').iterdir()))
     assert scores['eval_list'] == str(first / 'ok.txt') and scores['num_samples'] == '6'
+
+
+def test_a_full_disk_anywhere_is_one_line(train_argv, tmp_path, monkeypatch, capsys):
+    """Checkpoints say which file could not be written (tests/test_bad_inputs.py); a full disk met elsewhere, here
+    by TensorBoard's event file, is one line too, and the run is marked failed."""
+    events = tmp_path / 'checkpoints' / 'base_exp' / 'events.out.tfevents'
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(events))
+
+    monkeypatch.setattr(Logger, 'save_curves', full)
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: train.main(train_argv))
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and 'Traceback' not in err
+    assert f'error: No space left on device: {events}; free space on that disk' in err
+    status = read_status(events.parent)
+    assert status['status'] == 'failed' and 'No space left on device' in status['message']

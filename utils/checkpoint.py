@@ -11,13 +11,11 @@ import uuid
 
 import torch
 
-from utils.errors import ConfigError
+from utils.errors import NO_SPACE, ConfigError, disk_error
 
 CHECKSUM_KEY = 'tensor_sha256'  # the entry of a checkpoint that holds tensor_sha256 of the rest
 ZIP_MAGIC = b'PK\x03\x04'  # how torch.save's files begin (since torch 1.6)
 LEGACY_MAGIC = b'\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19.'  # how older torch.save files begin
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def atomic_write(path, write, then='then run it again'):
@@ -35,22 +33,10 @@ def atomic_write(path, write, then='then run it again'):
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        cause = write_os_error(e)
+        cause = disk_error(e)
         if cause is None:
             raise
         raise ConfigError(write_error_message(path, cause, then)) from None
-
-
-def write_os_error(e):
-    """The OSError of a full disk or an unwritable folder behind `e`, or None. torch.save reports one as a
-    RuntimeError ('unexpected pos 2813824 vs 2813716') raised while handling it: look down the chain."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, OSError) and e.errno in NO_SPACE + NOT_WRITABLE:
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
 
 
 def write_error_message(path, e, then):

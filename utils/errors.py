@@ -1,10 +1,13 @@
 """ConfigError: a mistake in what the user gave (a flag, a list file, a checkpoint), as opposed to a bug.
 The command-line entry points print it as one line and exit 1; a bug still shows its full traceback."""
+import errno
 import logging
 import os
 import sys
 
 log = logging.getLogger('torchbase')
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # EDQUOT: the user's quota is full
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 class ConfigError(Exception):
@@ -19,10 +22,22 @@ def user_message(e):
     return text.rsplit(marker, 1)[1].strip() if 'Original Traceback' in text and marker in text else text
 
 
+def disk_error(e, errnos=NO_SPACE + NOT_WRITABLE):
+    """The OSError of a full disk or an unwritable folder behind `e`, or None. torch.save reports one as a
+    RuntimeError ('unexpected pos 2813824 vs 2813716') raised while handling it: look down the chain."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno in errnos:
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def run_cli(main):
-    """Runs `main()`. A ConfigError becomes `error: <message>` and exit status 1, Ctrl-C exit status 130; each,
-    and the traceback of any other error, also goes into the log file of the run or result folder if one was
-    made, so the folder says why it ended."""
+    """Runs `main()`. A ConfigError, or a full or read-only disk, becomes `error: <message>` and exit status 1,
+    Ctrl-C exit status 130; each, and the traceback of any other error, also goes into the log file of the run or
+    result folder if one was made, so the folder says why it ended."""
     try:
         main()
     except ConfigError as e:
@@ -34,9 +49,15 @@ def run_cli(main):
         print('stopped by Ctrl-C', file=sys.stderr)
         to_log_file('stopped by Ctrl-C')
         sys.exit(130)
-    except Exception:
-        to_log_file('error:', sys.exc_info())
-        raise  # Python prints the traceback and exits with 1
+    except Exception as e:
+        full = disk_error(e, NO_SPACE + (errno.EROFS,))  # the machine's fault, wherever it struck (TensorBoard, logs)
+        if full is None:
+            to_log_file('error:', sys.exc_info())
+            raise  # Python prints the traceback and exits with 1
+        print(f'{rank_prefix()}error: {full.strerror}: {full.filename or "a file being written"}; free space on that '
+              'disk (or make it writable), then run again (a training run: python train.py --resume RUN)',
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def rank_prefix():

@@ -50,6 +50,7 @@ def setup_logging(log_file):
         logger.setLevel(logging.INFO if log_file else logging.WARNING)
         logger.propagate = False
     logging.captureWarnings(True)
+    logging.raiseExceptions = False  # a log file on a full disk must not print a traceback at every line
 
 
 def make_run_dir(base):
