@@ -3,6 +3,8 @@
 Run: python eval.py [--load_model_path checkpoints/<run>/best.pth] [--save_viz]  (default: the newest run)"""
 import logging
 import os
+import signal
+import sys
 
 import torch
 from tqdm import tqdm
@@ -31,7 +33,7 @@ class Evaluator:
         set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
         model = select_model(args)
-        load_model_weights(model, args.load_model_path, strict=not args.load_not_strict, ckpt=ckpt)
+        report = load_model_weights(model, args.load_model_path, not args.load_not_strict, args.result_dir, ckpt)
         model = model.to(self.device)
         # under torchrun each process evaluates its share of the list (data/sampler.py): no wrapper needed
         self.model = (model if is_distributed() else equip_multi_gpu(model, args)).eval()
@@ -41,6 +43,10 @@ class Evaluator:
         # `weights: ema` when it was trained with --ema: those weights were validated and chose best.pth
         self.provenance = {'weights': weights_key(ckpt) or 'state dict',
                            **source_check(ckpt, args, args.load_model_path)}
+        if report:  # --load_not_strict: a score of a model that is partly untrained must say so
+            loaded = len(report['loaded'])
+            own = loaded + len(report['missing']) + len(report['mismatched'])
+            self.provenance['weights'] += f' ({loaded} of the model\'s {own} tensors loaded: load_match_dict.json)'
         self.pictures = []  # under torchrun: those of this process, which rank 0 saves at the end
         if args.save_viz and is_main():
             os.makedirs(os.path.join(args.result_dir, 'viz'), exist_ok=True)
@@ -101,21 +107,31 @@ class Evaluator:
             save_image(os.path.join(self.args.result_dir, 'viz', f'{index:05d}.png'), panel)
 
 
+def stop_at_once(signum, frame):
+    """SIGTERM: an evaluation has nothing to save, so it stops at once, and main removes its result folder."""
+    print(f'{signal.Signals(signum).name}: evaluation stopped; a result cut short is no result', file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None):
-    evaluator = None
+    evaluator = args = None
+    previous = signal.signal(signal.SIGTERM, stop_at_once)
     try:
         args, ckpt = prepare_test_args(argv)  # under torchrun, every process joins the group here
         try:
             evaluator = Evaluator(args, ckpt)
-        except (ConfigError, KeyboardInterrupt):  # e.g. a checkpoint that does not fit: leave no result folder
-            if is_main():
+            return evaluator.eval()
+        except (ConfigError, KeyboardInterrupt, SystemExit) as e:
+            # a checkpoint that does not fit, or an evaluation stopped midway: leave no result folder (one that
+            # failed on a bad sample keeps its eval.log, which says why)
+            if is_main() and (evaluator is None or not isinstance(e, ConfigError)):
                 remove_run_dir(args.result_dir)
             raise
-        return evaluator.eval()
-    except (Exception, KeyboardInterrupt):
+    except (Exception, KeyboardInterrupt, SystemExit):
         close_distributed(wait=False)  # another process may be gone: do not wait for it
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if evaluator:
             close_loaders(evaluator.val_loader)
         close_distributed()

@@ -235,6 +235,8 @@ def make_train_folder(parser, argv, args):
         args.model_dir = get_train_model_dir(args)
         start_folder(args, args.model_dir, 'train.py', argv)
         log.info(f'Run folder: {args.model_dir}')
+    # older than a minute: not a `latest` that another run is writing now
+    remove_temporary_files(args.checkpoints_dir, older_than=60)
     return args
 
 
@@ -276,7 +278,8 @@ def make_result_folder(argv, args, read):
         raise ConfigError(f'--checkpoint_sha256 {args.checkpoint_sha256}: {args.load_model_path} has sha256 '
                           f'{sha256}, another file; pass the checkpoint with that hash, or leave the flag out')
     args.checkpoint_sha256, read['ckpt'] = sha256, ckpt
-    saved = ckpt.get('args', {}) if isinstance(ckpt, dict) else {}  # a bare state dict has no args
+    saved = ckpt.get('args') if isinstance(ckpt, dict) else None
+    saved = saved if isinstance(saved, dict) else {}  # a bare state dict has no args
     defaults = parse_common_args(argparse.ArgumentParser())
     for name in MODEL_ARGS + DATA_ARGS:
         if getattr(args, name) is None:

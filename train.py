@@ -2,7 +2,6 @@
 Run: python train.py [flags]   (python train.py -h lists them; with no flags it trains the demo task)
 A new task usually edits only step, compute_loss, compute_metrics and gen_imgs_to_write."""
 import logging
-import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -16,7 +15,6 @@ from loss import select_loss
 from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
 from options import TEMPORARY, prepare_train_args
-from utils.checkpoint import load_checkpoint
 from utils.checks import check_monitor
 from utils.dist import all_reduce, broadcast_buffers, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
@@ -25,6 +23,7 @@ from utils.logger import Logger
 from utils.optim import LRSchedule, ModelEMA, amp_dtype, autocast, build_optimizer, improved
 from utils.profile import make_profiler
 from utils.provenance import provenance
+from utils.resume import load_last
 from utils.run_dir import remove_run_dir
 from utils.run_status import RunStatus
 from utils.stop import StopSignals
@@ -46,8 +45,7 @@ class Trainer:
         self.raw_model = select_model(args)  # unwrapped: what checkpoints hold, with no `module.` prefix
         # The ways to start: fresh (as built), a strict or partial (load_match_dict) load of --load_model_path,
         # or --resume from the run's last.pth; a resumed run that had written none starts afresh.
-        last = os.path.join(args.resume, 'last.pth') if args.resume else ''
-        ckpt = load_checkpoint(last) if os.path.isfile(last) else None
+        ckpt = load_last(args.resume) if args.resume else None
         if args.load_model_path and not ckpt:
             load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict, args.model_dir)
         self.memory_format = torch.channels_last if args.channels_last else torch.preserve_format

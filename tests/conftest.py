@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny generated dataset, argument lists and Namespaces for fast CPU runs under tmp_path."""
 import argparse
+import subprocess
 
 import pytest
 
@@ -31,3 +32,15 @@ def make_args(is_train=True, **overrides):
         assert hasattr(args, k), f'{k} is not a declared flag'
         setattr(args, k, v)
     return args
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A real 64 KiB filesystem (needs root and permission to mount; skipped otherwise)."""
+    folder = tmp_path / 'tiny'
+    folder.mkdir()
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip('cannot mount a tmpfs here')
+    yield folder
+    subprocess.run(['umount', str(folder)], check=True)

@@ -4,7 +4,6 @@ import errno
 import hashlib
 import io
 import os
-import subprocess
 import zipfile
 
 import pytest
@@ -93,18 +92,6 @@ def test_other_write_errors_keep_their_traceback(tmp_path):
     with pytest.raises(ValueError):
         atomic_write(str(tmp_path / 'x'), bug)
     assert os.listdir(tmp_path) == []
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A real 64 KiB filesystem (needs root and permission to mount; skipped otherwise)."""
-    folder = tmp_path / 'tiny'
-    folder.mkdir()
-    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(folder)],
-                      capture_output=True).returncode:
-        pytest.skip('cannot mount a tmpfs here')
-    yield folder
-    subprocess.run(['umount', str(folder)], check=True)
 
 
 def test_a_real_full_disk(tiny_tmpfs):

@@ -1,14 +1,17 @@
 """Faults at the edges of a run, each as a user meets it: a bad sample read by loader workers, two processes on
 one run folder, a checkpoint rewritten or deleted while it is evaluated, kills that leave temporary files, and
 interrupts during start-up. Each must end in one line and a folder that is complete or gone, never a hang."""
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -18,13 +21,15 @@ import options
 import train
 from data.make_shapes import make_shapes
 from model.model_entry import select_model
+from options import prepare_train_args
 from tests.conftest import make_args
+from tests.test_checkpoint import damage_a_tensor
 from tests.test_run_folders import WRITER
 from utils.checkpoint import copy_file
-from utils.errors import run_cli
+from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
 from utils.logger import Logger
-from utils.run_dir import make_run_dir
+from utils.run_dir import command_line, make_run_dir
 from utils.run_status import read_status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,3 +267,105 @@ def test_a_full_disk_anywhere_is_one_line(train_argv, tmp_path, monkeypatch, cap
     assert f'error: No space left on device: {events}; free space on that disk' in err
     status = read_status(events.parent)
     assert status['status'] == 'failed' and 'No space left on device' in status['message']
+
+
+def test_the_resume_command_runs_from_the_folder_it_names(train_argv, tmp_path, monkeypatch):
+    """python ../torchbase/train.py ... from another folder: the printed command must name that train.py."""
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert command_line('train.py', ['--resume', 'a b']) == \
+        f'cd {elsewhere} && {sys.executable} {ROOT}/train.py --resume \'a b\''
+    monkeypatch.chdir(ROOT)
+    assert command_line('train.py', ['--resume', 'x']) == f'cd {ROOT} && {sys.executable} train.py --resume x'
+
+
+def test_a_disk_full_as_the_run_folder_is_made_leaves_no_folder(train_argv, tiny_tmpfs, capsys):
+    with open(tiny_tmpfs / 'fill', 'wb', buffering=0) as f, contextlib.suppress(OSError):
+        while True:  # fill the disk up to its last byte
+            f.write(b'\0' * 1024)
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: train.main(train_argv + ['--checkpoints_dir', str(tiny_tmpfs / 'runs')]))
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and 'Traceback' not in err and 'No space left on device' in err, err
+    assert os.listdir(tiny_tmpfs) == ['fill'], (err, list(os.walk(tiny_tmpfs)))
+
+
+@pytest.mark.parametrize('content', [[1, 2], torch.zeros(3), None, {'args': 'x', 'model': {}}],
+                         ids=['list', 'tensor', 'none', 'args_not_a_dict'])
+def test_a_torch_file_that_holds_no_weights_is_one_line(content, train_argv, tmp_path, capsys):
+    path = tmp_path / 'odd.pth'
+    torch.save(content, path)
+    for main, argv in ((train.main, train_argv + ['--load_model_path', str(path)]),
+                       (evaluate.main, ['--load_model_path', str(path)])):
+        with pytest.raises(SystemExit) as e:
+            run_cli(lambda: main(argv))  # noqa: B023 (called at once)
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and 'Traceback' not in err and f'error: {path}' in err, err
+    assert os.listdir(tmp_path) == ['odd.pth']
+
+
+def test_a_partial_load_in_eval_says_how_much_of_the_model_was_loaded(trained, tmp_path):
+    """eval.py --load_not_strict of another model's checkpoint scores a partly untrained model: result.txt says so,
+    and does not take the other model's source files for changed ones."""
+    ckpt = tmp_path / 'run' / 'best.pth'
+    ckpt.parent.mkdir()
+    shutil.copy(trained / 'best.pth', ckpt)
+    evaluate.main(['--load_model_path', str(ckpt), '--model_type', 'better', '--load_not_strict'])
+    folder = next((ckpt.parent / 'best').iterdir())
+    report = json.loads((folder / 'load_match_dict.json').read_text())
+    loaded, own = len(report['loaded']), len(select_model(make_args(model_type='better')).state_dict())
+    assert 0 < loaded < own
+    scores = result(folder)
+    assert scores['weights'] == f"model ({loaded} of the model's {own} tensors loaded: load_match_dict.json)"
+    assert scores['model_type'] == 'better'
+    assert scores['source_changed'] == 'not compared: trained as --model_type base, built as better'
+
+
+def test_resume_messages_say_what_is_wrong(trained, tmp_path):
+    run = tmp_path / 'run'
+    shutil.copytree(trained, run)
+    try:
+        with pytest.raises(ConfigError, match=r'--epochs 1: the run has done 2 epochs already \(of the 2 it planned\); '
+                                              'leave --epochs out to go on to 2, or pass --epochs N with N > 2'):
+            prepare_train_args(['--resume', str(run), '--epochs', '1'])
+        with pytest.raises(ConfigError, match='the run has done all the 2 epochs it had planned'):
+            prepare_train_args(['--resume', str(run)])
+    finally:
+        release_folders()
+    damage_a_tensor(run / 'last.pth')
+    with pytest.raises(ConfigError, match='last.pth is damaged: .*--resume cannot go on exactly without a whole '
+                                          'last.pth: start a new run from the weights of .*with --load_model_path'):
+        train.main(['--resume', str(run), '--epochs', '3'])
+
+
+def test_a_run_removes_the_stale_temporary_latest_of_a_killed_one(train_argv, tmp_path):
+    checkpoints = tmp_path / 'checkpoints'
+    checkpoints.mkdir()
+    stale, fresh = checkpoints / '.latest.0badf00d.tmp', checkpoints / '.latest.5eed5eed.tmp'
+    for path in (stale, fresh):
+        path.write_text('base_ex')
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))  # killed an hour ago; `fresh` may be in progress
+    train.main(train_argv + ['--epochs', '1'])
+    assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize('how', ['sigterm', 'ctrl_c'])
+def test_an_evaluation_stopped_midway_leaves_no_result_folder(trained, tmp_path, monkeypatch, capsys, how):
+    ckpt = tmp_path / 'run' / 'best.pth'
+    ckpt.parent.mkdir()
+    shutil.copy(trained / 'best.pth', ckpt)
+
+    def stopped(*a):
+        if how == 'sigterm':
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate.Evaluator, 'compute_metrics', stopped)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: evaluate.main(['--load_model_path', str(ckpt)]))
+    assert e.value.code == (128 + signal.SIGTERM if how == 'sigterm' else 130)
+    assert 'Traceback' not in capsys.readouterr().err
+    assert os.listdir(ckpt.parent) == ['best.pth'] and signal.getsignal(signal.SIGTERM) == before

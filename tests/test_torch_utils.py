@@ -124,7 +124,7 @@ def test_partial_load_that_matches_nothing_is_an_error_showing_both_sides(tmp_pa
         load_model_weights(model, str(tmp_path / 'resnet18.pth'), strict=False, report_dir=str(tmp_path))
     lines = str(e.value).splitlines()
     assert lines[0].endswith('matches nothing in the model (BaseModel): --load_not_strict would load 0 of its 122 '
-                             'tensors and train from scratch')
+                             'tensors, and the model would keep its initial weights')
     assert lines[1] == ('  the file has conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, ... '
                         '(122 in all)')
     model_keys = list(before)

@@ -112,7 +112,7 @@ def check_inputs(args, is_train, ckpt=None):
         # mmap: no copy of the weights in memory; verify: their checksum, read through the mapping
         if ckpt is None:
             ckpt = load_checkpoint(args.load_model_path, mmap=True, verify=True)
-        state = weights_of(ckpt)
+        state = weights_of(ckpt, args.load_model_path)
         with torch.device('meta'):  # a model without memory or computation: only names and shapes count
             model = select_model(args)
         if args.load_not_strict:

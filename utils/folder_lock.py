@@ -1,10 +1,12 @@
 """One process per run or result folder: a process that writes into a folder holds its lock, so a second
 `--resume` of a running run is refused at once, naming the process that holds it. With the lock held, the
 temporary files that a killed write left in the folder can be removed: no one else is writing there."""
+import contextlib
 import logging
 import os
 import re
 import socket
+import time
 
 from utils.errors import ConfigError
 
@@ -28,22 +30,29 @@ def lock_folder(folder):
     if fcntl is None or os.path.abspath(folder) in held_locks:
         return None
     try:
-        f = open(os.path.join(folder, LOCK_FILE), 'a+')
+        f = open(os.path.join(folder, LOCK_FILE), 'a+b', buffering=0)  # unbuffered: a write fails at once
     except OSError as e:
-        raise ConfigError(f'cannot write into {folder}: {e.strerror}; a run or result folder must be '
-                          'writable (check its permissions and free space)') from None
+        raise cannot_write(folder, e) from None
     try:
         fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.seek(0)
-        holder = f.read().strip() or 'another process'  # it may not have written its pid yet
+        holder = f.read().decode(errors='replace').strip() or 'another process'  # it may not have written it yet
         f.close()
         return holder
-    f.truncate(0)
-    f.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
-    f.flush()
+    try:
+        f.truncate(0)
+        f.write(f'pid {os.getpid()} on {socket.gethostname()}\n'.encode())
+    except OSError as e:  # a full disk
+        f.close()
+        raise cannot_write(folder, e) from None
     held_locks[os.path.abspath(folder)] = f
     return None
+
+
+def cannot_write(folder, e):
+    return ConfigError(f'cannot write into {folder}: {e.strerror}; a run or result folder must be writable '
+                       '(check its permissions and free space)')
 
 
 def unlock_folder(folder):
@@ -59,10 +68,13 @@ def release_folders():
     held_locks.clear()
 
 
-def remove_temporary_files(folder):
+def remove_temporary_files(folder, older_than=0):
     """Removes the temporary files that a process killed while writing left in `folder` (a partial last.pth can be
-    as large as a checkpoint). Call it with the folder's lock held: then no other process is writing there."""
-    for name in os.listdir(folder):
-        if TEMPORARY_FILE.fullmatch(name):
-            os.remove(os.path.join(folder, name))
-            log.info(f'Removed {name}, left by a process killed while writing it')
+    as large as a checkpoint). Call it with the folder's lock held: then no other process is writing there. In a
+    folder shared by runs (checkpoints_dir, where `latest` is written) pass `older_than` seconds instead: such a
+    write takes a moment, so an older temporary file is a leftover."""
+    for entry in os.scandir(folder):
+        if TEMPORARY_FILE.fullmatch(entry.name) and time.time() - entry.stat().st_mtime >= older_than:
+            with contextlib.suppress(FileNotFoundError):  # another process removed it first
+                os.remove(entry.path)
+            log.info(f'Removed {entry.name}, left by a process killed while writing it')

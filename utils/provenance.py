@@ -136,6 +136,10 @@ def source_check(ckpt, args, ckpt_path):
     trained, and how to get the code back when it did; the same goes to the log as a warning."""
     if 'source_hashes' not in ckpt:
         return {'source_changed': 'unknown (the checkpoint records no source hashes)'}
+    saved = ckpt.get('args') if isinstance(ckpt.get('args'), dict) else {}
+    trained = saved.get('model_type', args.model_type)
+    if trained != args.model_type:  # its hashes are of another model's files
+        return {'source_changed': f'not compared: trained as --model_type {trained}, built as {args.model_type}'}
     changed = changed_sources(ckpt['source_hashes'], args)
     commit, dirty = ckpt['git']['commit'], ckpt['git']['dirty']
     found = {'trained_commit': f'{commit or "unknown"}{" with uncommitted changes" if dirty else ""}',

@@ -38,6 +38,18 @@ def saved_args(run_dir):
         return json.load(f), 0
 
 
+def load_last(run_dir):
+    """The run's last.pth, or None when it stopped before writing one (it then starts again at epoch 1)."""
+    last = os.path.join(run_dir, 'last.pth')
+    if not os.path.isfile(last):
+        return None
+    try:
+        return load_checkpoint(last)
+    except ConfigError as e:  # e.g. its tensors are damaged
+        raise ConfigError(f'{e}. --resume cannot go on exactly without a whole last.pth: start a new run from the '
+                          f'weights of {run_dir}/epoch_N.pth or best.pth with --load_model_path') from None
+
+
 def lock_run(run_dir):
     """Takes the run folder's lock before anything else is read from it or written into it: a second process
     resuming the same run is refused, whenever it starts. A folder that is not a resumable run is refused first,
@@ -77,9 +89,13 @@ def resume_args(parser, argv, run_dir):
         raise ConfigError(f'--resume continues the experiment as it was, but {detail} would change it: leave '
                           f'{"it" if len(changed) == 1 else "them"} out, or start a new run. Only '
                           f'{", ".join("--" + k for k in RESUME_FLAGS)} may be given again')
-    if epochs_done >= args.epochs:
+    if epochs_done >= args.epochs == saved['epochs']:
         raise ConfigError(f'--resume {run_dir}: the run has done all the {epochs_done} epochs it had planned '
                           f'(--epochs {args.epochs}); pass --epochs N with N > {epochs_done} to train longer')
+    if epochs_done >= args.epochs:
+        raise ConfigError(f'--resume {run_dir} --epochs {args.epochs}: the run has done {epochs_done} epochs '
+                          f'already (of the {saved["epochs"]} it planned); leave --epochs out to go on to '
+                          f'{saved["epochs"]}, or pass --epochs N with N > {epochs_done}')
     args.resume = args.model_dir = run_dir
     if args.epochs != saved['epochs'] and args.scheduler == 'cosine':
         log.warning(f'warning: --epochs {saved["epochs"]} -> {args.epochs} stretches the cosine schedule, which ends '

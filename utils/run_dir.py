@@ -16,6 +16,7 @@ from utils.errors import ConfigError
 from utils.folder_lock import lock_folder, unlock_folder
 
 log = logging.getLogger('torchbase')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: train.py's folder
 
 
 class TqdmHandler(logging.Handler):
@@ -66,7 +67,11 @@ def make_run_dir(base):
         except FileExistsError:
             n += 1
             continue
-        lock_folder(path)  # a new folder: no one else can hold it yet
+        try:
+            lock_folder(path)  # a new folder: no one else can hold it yet
+        except ConfigError:  # e.g. a full disk: leave no folder that holds only a lock file
+            remove_run_dir(path)
+            raise
         return path
 
 
@@ -111,7 +116,10 @@ def command_line(script, argv):
     if int(os.environ.get('WORLD_SIZE', 1)) > 1:
         launch += ['-m', 'torch.distributed.run', '--nnodes', os.environ.get('GROUP_WORLD_SIZE', '1'),
                    '--nproc_per_node', os.environ.get('LOCAL_WORLD_SIZE', '1')]
-    return f'cd {shlex.quote(os.getcwd())} && {shlex.join(launch)} {script} {shlex.join(argv)}'.rstrip()
+    # the project's script as seen from the working folder, which may be another (python ../torchbase/train.py)
+    path = os.path.join(ROOT, script)
+    script = os.path.relpath(path) if not os.path.relpath(path).startswith('..') else path
+    return f'cd {shlex.quote(os.getcwd())} && {shlex.join(launch + [script] + list(argv))}'
 
 
 def save_command(save_dir, script, argv, append=False):

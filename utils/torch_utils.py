@@ -18,19 +18,24 @@ WRAPPER_PREFIXES = ('module.', '_orig_mod.')  # added by DataParallel / DDP and 
 def weights_key(ckpt):
     """The entry of a TorchBase checkpoint whose weights to use: `ema` when it was trained with --ema (the weights it
     validated and chose best.pth by), else `model`; None for a bare state dict."""
+    if not isinstance(ckpt, dict):
+        return None
     return next((key for key in ('ema', 'model') if isinstance(ckpt.get(key), dict)), None)
 
 
 def get_state_dict(path, mmap=False, verify=None):
     """The model weights in `path` (see weights_of). mmap, verify: see load_checkpoint."""
-    return weights_of(load_checkpoint(path, mmap=mmap, verify=verify))
+    return weights_of(load_checkpoint(path, mmap=mmap, verify=verify), path)
 
 
-def weights_of(ckpt):
-    """The model weights of a loaded checkpoint (see weights_key), or a bare state dict, with wrapper prefixes
-    removed so that checkpoints of wrapped models load into a plain one."""
+def weights_of(ckpt, path):
+    """The model weights of the checkpoint `ckpt` read from `path` (see weights_key), or a bare state dict, with
+    wrapper prefixes removed so that checkpoints of wrapped models load into a plain one."""
     key = weights_key(ckpt)
     state = ckpt[key] if key else ckpt
+    if not isinstance(state, dict):
+        raise ConfigError(f'{path} holds a {type(state).__name__}, not model weights: pass a file of '
+                          "model.state_dict(), or a checkpoint dict with it as 'model'")
     clean = {}
     for k, v in state.items():
         while k.startswith(WRAPPER_PREFIXES):
@@ -89,7 +94,7 @@ def check_overlap(model, state, path):
     shapes = report['mismatched']  # same name, other shape
     same_names = f'; {len(shapes)} match by name only, e.g. {shapes[0]}' if shapes else ''
     raise ConfigError(f'{path} matches nothing in the model ({type(model).__name__}): --load_not_strict would load 0 '
-                      f'of its {len(state)} tensors and train from scratch{same_names}\n'
+                      f'of its {len(state)} tensors, and the model would keep its initial weights{same_names}\n'
                       f'  the file has {first_keys(state)}\n  the model has {first_keys(own)}\n'
                       'pass a checkpoint of this model, or rename its keys to the model\'s')
 
@@ -101,16 +106,17 @@ def first_keys(state, n=5):
 
 def load_model_weights(model, path, strict=True, report_dir=None, ckpt=None):
     """The article's two ways to start from saved weights: strict (every key and shape must match) or not strict
-    (load_match_dict, whose report goes into report_dir/load_match_dict.json). ckpt: the file, when already read
-    (eval.py reads its checkpoint once)."""
-    state = get_state_dict(path) if ckpt is None else weights_of(ckpt)
+    (load_match_dict, whose report goes into report_dir/load_match_dict.json and is returned). ckpt: the file,
+    when already read (eval.py reads its checkpoint once)."""
+    state = get_state_dict(path) if ckpt is None else weights_of(ckpt, path)
     if not strict:
         report = load_match_dict(model, path, state)
         if report_dir and is_main():
             write_text(os.path.join(report_dir, 'load_match_dict.json'), json.dumps(report, indent=2))
-        return
+        return report
     check_fit(model, state, path)
     model.load_state_dict(state)
+    return None
 
 
 def set_seed(seed, deterministic=False):
