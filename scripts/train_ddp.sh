@@ -19,4 +19,6 @@ if [ "${NNODES:-1}" -gt 1 ]; then
 else
   launch=(--standalone)  # a rendezvous on this machine, on a free port
 fi
-"$PY" -m torch.distributed.run "${launch[@]}" --nproc_per_node "$NPROC" train.py "$@"
+# torchrun, less its traceback after a stop or a process's one-line error (scripts/torchrun.py); exec, so that a
+# SIGTERM to this script reaches torchrun, which passes it on to the processes
+exec "$PY" scripts/torchrun.py "${launch[@]}" --nproc_per_node "$NPROC" train.py "$@"

@@ -62,20 +62,13 @@ if [ -n "$run" ]; then
   set -- --resume "$run"  # all its flags come from its last.pth
 fi
 
-# torchrun, except that a stop signal ends it with 128 + the signal instead of a traceback: its processes have
-# saved last.pth and said so, and what to do next is said below
-torchrun='import sys
-from torch.distributed.elastic.multiprocessing.api import SignalException
-from torch.distributed.run import main
-try:
-    main()
-except SignalException as e:
-    sys.exit(128 + e.sigval)'
 # scancel and requeue send SIGTERM to this script too: wait for srun (a trap runs once it ends), then explain
 trap 'echo "SIGTERM: waiting for the training processes to save last.pth"' TERM
 rc=0
+# scripts/torchrun.py: torchrun, except that a stop signal ends it with 128 + the signal instead of a traceback (its
+# processes have saved last.pth and said so; what to do next is said below), and a failed process with one line.
 # --cpus-per-task again: srun of slurm 22.05 does not take it from sbatch, and would bind torchrun to one CPU
-srun --cpus-per-task "$cpus" python -c "$torchrun" --nnodes "$SLURM_NNODES" --nproc_per_node "$nproc" \
+srun --cpus-per-task "$cpus" python scripts/torchrun.py --nnodes "$SLURM_NNODES" --nproc_per_node "$nproc" \
   --rdzv_backend c10d --rdzv_endpoint "$head_node:29500" --rdzv_id "$SLURM_JOB_ID" \
   train.py "$@" || rc=$?
 

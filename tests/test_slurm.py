@@ -111,6 +111,7 @@ def test_a_requeued_job_resumes_its_own_run_folder(tmp_path):
 def test_a_first_try_starts_a_new_run(tmp_path):
     stopped_run(tmp_path / 'base_exp')
     _, srun = batch_job(tmp_path, '--lr', '0.1')
+    assert srun[2:4] == ['python', 'scripts/torchrun.py'] and os.path.isfile(os.path.join(ROOT, srun[3]))
     assert srun[srun.index('train.py') + 1:] == ['--checkpoints_dir', str(tmp_path), '--lr', '0.1']
 
 
