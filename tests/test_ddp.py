@@ -59,7 +59,7 @@ def test_two_processes_train_one_run_that_rank_0_writes(ddp_run):
     last = torch.load(ddp_run / 'last.pth', weights_only=True)
     assert last['epoch'] == EPOCHS and last['world_size'] == 2 and len(last['rng']) == 2
     assert not any(k.startswith('module.') for k in last['model'])  # loads into 1 process or N alike
-    assert 'torch.distributed.run --nnodes 1 --nproc_per_node 2 train.py' in (ddp_run / 'command.txt').read_text()
+    assert 'scripts/torchrun.py --nnodes 1 --nproc_per_node 2 train.py' in (ddp_run / 'command.txt').read_text()
     assert len([f for f in os.listdir(ddp_run) if f.startswith('events.out')]) == 1  # one TensorBoard writer
 
 
@@ -135,7 +135,7 @@ def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_r
     ckpt = torch.load(run_dir / 'last.pth', weights_only=True)
     assert (ckpt['epoch'], ckpt['step'], ckpt['world_size']) == (1, 1, 2) and len(ckpt['partial']) == 2
     status = read_status(run_dir)
-    assert status['status'] == 'stopped' and 'torch.distributed.run --nnodes 1 --nproc_per_node 2 train.py' \
+    assert status['status'] == 'stopped' and 'scripts/torchrun.py --nnodes 1 --nproc_per_node 2 train.py' \
         ' --resume' in status['message']
     if target == 'rank_1':  # (resuming is the same after either stop; one torchrun start costs 10 s here)
         p = run(torchrun('train.py', '--resume', str(run_dir)))

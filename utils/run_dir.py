@@ -113,13 +113,16 @@ def command_line(script, argv):
     """The command line, with the folder and interpreter it runs in: pasted into a shell, it runs again. Under
     torchrun, with its process counts (on several machines, add the rendezvous flags it was given)."""
     launch = [sys.executable]
-    if int(os.environ.get('WORLD_SIZE', 1)) > 1:
-        launch += ['-m', 'torch.distributed.run', '--nnodes', os.environ.get('GROUP_WORLD_SIZE', '1'),
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1:  # scripts/torchrun.py: torchrun without its traceback at a stop
+        launch += [project_file('scripts/torchrun.py'), '--nnodes', os.environ.get('GROUP_WORLD_SIZE', '1'),
                    '--nproc_per_node', os.environ.get('LOCAL_WORLD_SIZE', '1')]
-    # the project's script as seen from the working folder, which may be another (python ../torchbase/train.py)
-    path = os.path.join(ROOT, script)
-    script = os.path.relpath(path) if not os.path.relpath(path).startswith('..') else path
-    return f'cd {shlex.quote(os.getcwd())} && {shlex.join(launch + [script] + list(argv))}'
+    return f'cd {shlex.quote(os.getcwd())} && {shlex.join(launch + [project_file(script)] + list(argv))}'
+
+
+def project_file(name):
+    """A file of the project as seen from the working folder, which may be another (python ../torchbase/train.py)."""
+    path = os.path.join(ROOT, name)
+    return os.path.relpath(path) if not os.path.relpath(path).startswith('..') else path
 
 
 def save_command(save_dir, script, argv, append=False):
