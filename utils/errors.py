@@ -8,6 +8,7 @@ import sys
 log = logging.getLogger('torchbase')
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # EDQUOT: the user's quota is full
 NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+PEER_GONE = ('Connection closed by peer', 'Connection reset by peer')  # gloo's words when a process has ended
 
 
 class ConfigError(Exception):
@@ -50,14 +51,25 @@ def run_cli(main):
         to_log_file('stopped by Ctrl-C')
         sys.exit(130)
     except Exception as e:
-        full = disk_error(e, NO_SPACE + (errno.EROFS,))  # the machine's fault, wherever it struck (TensorBoard, logs)
-        if full is None:
+        message = fault_message(e)
+        if message is None:
             to_log_file('error:', sys.exc_info())
             raise  # Python prints the traceback and exits with 1
-        print(f'{rank_prefix()}error: {full.strerror}: {full.filename or "a file being written"}; free space on that '
-              'disk (or make it writable), then run again (a training run: python train.py --resume RUN)',
-              file=sys.stderr)
+        print(f'{rank_prefix()}error: {message}', file=sys.stderr)
+        to_log_file(f'error: {message}')
         sys.exit(1)
+
+
+def fault_message(e):
+    """One line for an error that is not the code's fault, or None: a full or read-only disk, wherever it struck
+    (TensorBoard, a log), or under torchrun a collective whose peer process ended (it failed first and said why)."""
+    full = disk_error(e, NO_SPACE + (errno.EROFS,))
+    if full is not None:
+        return (f'{full.strerror}: {full.filename or "a file being written"}; free space on that disk (or make it '
+                'writable), then run again (a training run: python train.py --resume RUN)')
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1 and any(words in str(e) for words in PEER_GONE):
+        return 'another process ended first (its error is above), so this one stopped too'
+    return None
 
 
 def rank_prefix():
