@@ -98,13 +98,19 @@ def git(repo, *argv):
                    capture_output=True)
 
 
-def test_dirty_tree_writes_the_patch_and_lists_untracked_files(tmp_path, monkeypatch):
+def committed_repo(tmp_path):
+    """A git repository with one commit of a.py."""
     repo = tmp_path / 'repo'
     repo.mkdir()
     git(repo, 'init', '-q')
     (repo / 'a.py').write_text('x = 1\n')
     git(repo, 'add', 'a.py')
     git(repo, 'commit', '-q', '-m', 'first')
+    return repo
+
+
+def test_dirty_tree_writes_the_patch_and_lists_untracked_files(tmp_path, monkeypatch):
+    repo = committed_repo(tmp_path)
     monkeypatch.setattr(provenance, 'ROOT', str(repo))
     assert git_info()['dirty'] is False
     (repo / 'a.py').write_text('x = 2\n')
@@ -150,12 +156,7 @@ def test_outside_a_git_checkout_a_plain_note(tmp_path, monkeypatch):
 def test_bytes_that_are_not_utf8_never_stop_a_run_and_come_back_unchanged(tmp_path, monkeypatch):
     """A job log whose progress-bar character srun split across stdout and stderr, left in the project: every
     later train.py read it through git, and a decoding error stopped each at start."""
-    repo = tmp_path / 'repo'
-    repo.mkdir()
-    git(repo, 'init', '-q')
-    (repo / 'a.py').write_text('x = 1\n')
-    git(repo, 'add', 'a.py')
-    git(repo, 'commit', '-q', '-m', 'first')
+    repo = committed_repo(tmp_path)
     log = b'train 1/3:  20%|\xe2\x96 | 2/10\nlatin-1: caf\xe9\n'  # a cut-off UTF-8 character, then Latin-1
     (repo / 'slurm-7.out').write_bytes(log)
     (repo / 'a.py').write_bytes(b'x = "caf\xe9"\n')  # a tracked file too
