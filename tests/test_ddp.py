@@ -53,6 +53,7 @@ def ddp_run(shapes, tmp_path_factory):
     return checkpoints / 'base_exp'
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run_that_rank_0_writes(ddp_run):
     assert runs_in(ddp_run.parent) == ['base_exp'] and (ddp_run.parent / 'latest').read_text().strip() == 'base_exp'
     assert read_status(ddp_run)['status'] == 'finished'
@@ -67,6 +68,7 @@ def read_result(path):
     return dict(line.split(': ', 1) for line in path.read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(shapes, tmp_path):
     """--accum_steps skips DDP's all-reduce on the steps that do not update; the EMA's BatchNorm buffers, which
     each process averages from its own batches, are rank 0's in every process before validation."""
@@ -78,6 +80,7 @@ def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(shapes, tmp_pat
     assert all(f'{scores[k[4:]]:.4f}' == f'{v:.4f}' for k, v in best['metrics'].items() if k[4:] in scores)
 
 
+@pytest.mark.slow
 def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
     best = ddp_run / 'best.pth'
     evaluate.main(['--load_model_path', str(best), '--save_prefix', 'one', '--save_viz', '--viz_freq', '2'])
@@ -95,6 +98,7 @@ def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
     assert all((one / 'viz' / f).read_bytes() == (two / 'viz' / f).read_bytes() for f in os.listdir(one / 'viz'))
 
 
+@pytest.mark.slow
 def test_demo_data_is_made_once_by_rank_0(ddp_run, tmp_path):
     """eval.py under torchrun on the demo list, in a folder without the demo data: rank 0 makes it (into a temporary
     folder, then renamed) while the other process waits, and both evaluate it."""
@@ -120,6 +124,7 @@ def start_paused(tmp_path, pause_at, argv):
     return proc, {r: int(f.read_text().split()[1]) for r, f in files.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('target', ['torchrun', 'rank_1'])
 def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_run, target):
     # step 6 of each process: epoch 1's 3 training and 2 validation steps, then epoch 2's first
@@ -143,6 +148,7 @@ def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_r
         assert_same_run(run_dir, ddp_run)  # torch.equal weights, equal metrics, every epoch
 
 
+@pytest.mark.slow
 def test_a_failure_in_one_process_ends_all_resumably_and_names_the_rank(shapes, tmp_path):
     from data.sampler import EpochSampler
     data = tmp_path / 'shapes'
@@ -164,6 +170,7 @@ def test_a_failure_in_one_process_ends_all_resumably_and_names_the_rank(shapes, 
     assert (last['epoch'], last['step'], len(last['rng'])) == (1, 0, 2)
 
 
+@pytest.mark.slow
 def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shapes, tmp_path, ddp_run, monkeypatch):
     ckpt = torch.load(ddp_run / 'epoch_1.pth', weights_only=True)  # as if stopped at epoch 2, step 1
     last = torch.load(ddp_run / 'last.pth', weights_only=True)
@@ -196,6 +203,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_nodes_meet_at_a_c10d_rendezvous_on_loopback(shapes, tmp_path):
     launcher = ['--nnodes', '2', '--rdzv_backend', 'c10d', '--rdzv_endpoint', f'127.0.0.1:{free_port()}',
                 '--rdzv_id', 'loopback']

@@ -71,6 +71,7 @@ def reference(shapes, tmp_path_factory):
 
 
 # Each case costs two process starts (~6 s each, mostly importing torch), so the cases are paired, not crossed.
+@pytest.mark.slow
 @pytest.mark.parametrize('workers, pause_at', [(0, STEPS + 2), (2, STEPS + 4)],
                          ids=['no_workers_mid_training', 'two_workers_in_validation'])
 def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, pause_at):
@@ -89,6 +90,7 @@ def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, 
     assert read_status(run)['status'] == 'finished'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('how, workers', [('sigterm_to_process', 0), ('sigint_to_group', 2),
                                           ('sigterm_to_group', 2)])
 def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, how):
