@@ -1,6 +1,7 @@
-"""Evaluates a checkpoint on --val_list: writes result.txt (one `name: value` line per metric) and, with
---save_viz, input | prediction | ground truth pictures into the result folder beside the checkpoint.
-Run: python eval.py [--load_model_path checkpoints/<run>/best.pth] [--save_viz]  (default: the newest run)"""
+"""Evaluates a checkpoint on --val_list: writes result.txt (one `name: value` line per metric)
+and, with --save_viz, the task's pictures into the result folder beside the checkpoint.
+Run: python eval.py [--load_model_path checkpoints/<run>/best.pth] [--save_viz]
+(default: best.pth of the newest run)"""
 import logging
 import os
 import signal
@@ -9,52 +10,60 @@ import sys
 import torch
 from tqdm import tqdm
 
-from data.augment import denormalize
 from data.data_entry import close_loaders, select_eval_loader
-from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
-from options import prepare_test_args
+from options import chosen_classes, prepare_test_args
+from task.task_entry import select_task
 from utils.checkpoint import write_text
 from utils.dist import all_gather, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
+from utils.logger import metric_on, sum_over_processes
+from utils.optim import amp_dtype, autocast
 from utils.provenance import source_check
 from utils.run_dir import remove_run_dir
-from utils.torch_utils import get_device, load_model_weights, set_seed, weights_key
-from utils.viz import make_panel, save_image
+from utils.torch_utils import get_device, set_seed
+from utils.viz import save_image
+from utils.weights import load_model_weights, weights_key
 
 log = logging.getLogger('torchbase')
 
 
 class Evaluator:
     def __init__(self, args, ckpt):
-        """ckpt: the checkpoint prepare_test_args read from --load_model_path."""
+        """ckpt: the checkpoint that prepare_test_args read from --load_model_path."""
         self.args = args
         set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
+        self.task = select_task(args, self.device)
         model = select_model(args)
-        report = load_model_weights(model, args.load_model_path, not args.load_not_strict, args.result_dir, ckpt)
-        model = model.to(self.device)
-        # under torchrun each process evaluates its share of the list (data/sampler.py): no wrapper needed
+        report = load_model_weights(model, args.load_model_path, not args.load_not_strict,
+                                    args.result_dir, ckpt)
+        model.to(self.device, memory_format=self.task.memory_format)
+        # under torchrun each process evaluates its share of the list (data/sampler.py)
         self.model = (model if is_distributed() else equip_multi_gpu(model, args)).eval()
+        self.amp_dtype = amp_dtype(args, self.device)  # the run's --amp unless given
         self.val_loader = select_eval_loader(args)
-        self.metrics = SegMetrics(args.class_names, args.ignore_index)
-        # Has the code that defines this model or its data changed since training? Said in the log and result.txt.
-        # `weights: ema` when it was trained with --ema: those weights were validated and chose best.pth
+        self.metrics = metric_on(self.task.make_metrics(), self.device)
+        # Has the code of this model or its data changed since training? Said in result.txt.
+        # `weights: ema` when trained with --ema: those weights were validated and chose best.pth
         self.provenance = {'weights': weights_key(ckpt) or 'state dict',
-                           **source_check(ckpt, args, args.load_model_path)}
-        if report:  # --load_not_strict: a score of a model that is partly untrained must say so
+                           **source_check(ckpt, args, chosen_classes(args))}
+        if report:  # --load_not_strict: a score of a model that is partly untrained says so
             loaded = len(report['loaded'])
             own = loaded + len(report['missing']) + len(report['mismatched'])
-            self.provenance['weights'] += f' ({loaded} of the model\'s {own} tensors loaded: load_match_dict.json)'
-        self.pictures = []  # under torchrun: those of this process, which rank 0 saves at the end
+            self.provenance['weights'] += (f' ({loaded} of the model\'s {own} tensors loaded: '
+                                           'load_match_dict.json)')
+        self.pictures = []  # under torchrun: those of this process, saved by rank 0 at the end
         if args.save_viz and is_main():
             os.makedirs(os.path.join(args.result_dir, 'viz'), exist_ok=True)
 
     @torch.no_grad()
     def eval(self):
-        for i, data in enumerate(tqdm(self.val_loader, desc='eval', dynamic_ncols=True, disable=not is_main())):
-            img, pred, gt = self.step(data)
+        bar = tqdm(self.val_loader, desc='eval', dynamic_ncols=True, disable=not is_main())
+        for i, data in enumerate(bar):
+            with autocast(self.device, self.amp_dtype):  # as in validation
+                img, pred, gt = self.step(data)
             self.compute_metrics(pred, gt)
             if self.args.save_viz:
                 self.viz_per_batch(img, pred, gt, i)
@@ -62,41 +71,42 @@ class Evaluator:
             others = [p for pictures in all_gather(self.pictures)[1:] for p in pictures]
             if is_main():
                 self.save_pictures(others)
-        self.metrics.sync()  # under torchrun: the confusion matrices of all processes added up
-        scores = self.metrics.compute()
-        if not is_main():
-            return scores
-        lines = [f'{name}: {value:.4f}' for name, value in scores.items()]
-        lines += [f'checkpoint: {self.args.load_model_path}', f'checkpoint_sha256: {self.args.checkpoint_sha256}',
-                  f'model_type: {self.args.model_type}',
-                  f'eval_list: {self.args.val_list}', f'num_samples: {len(self.val_loader.dataset)}']
-        lines += [f'{name}: {value}' for name, value in self.provenance.items()]
-        write_text(os.path.join(self.args.result_dir, 'result.txt'), '\n'.join(lines) + '\n')
-        log.info('\n'.join(lines))
-        log.info(f'Results: {os.path.join(self.args.result_dir, "result.txt")}')
+        scores = sum_over_processes(self.metrics).compute()
+        if is_main():
+            self.write_result(scores)
         return scores
 
+    def write_result(self, scores):
+        args = self.args
+        lines = [f'{name}: {value:.4f}' for name, value in scores.items()]
+        lines += [f'checkpoint: {args.load_model_path}',
+                  f'checkpoint_sha256: {args.checkpoint_sha256}',
+                  f'task: {args.task}', f'model_type: {args.model_type}',
+                  f'eval_list: {args.val_list}',
+                  f'num_samples: {len(self.val_loader.dataset)}']
+        lines += [f'{name}: {value}' for name, value in self.provenance.items()]
+        path = os.path.join(args.result_dir, 'result.txt')
+        write_text(path, '\n'.join(lines) + '\n')
+        log.info('\n'.join(lines))
+        log.info(f'Results: {path}')
+
     def step(self, data):
-        # EDIT ME: unpack what your dataset returns, as in Trainer.step.
-        img, gt = data  # (B, 3, H, W) float, (B, H, W) int64
-        img = img.to(self.device, non_blocking=True)
-        gt = gt.to(self.device, non_blocking=True)
-        pred = self.model(img)  # (B, num_classes, H, W) logits
-        return img, pred, gt
+        """(input, prediction, target) of a batch, as in the Trainer: the task runs the model."""
+        return self.task.forward(self.model, data)
 
     def compute_metrics(self, pred, gt):
         self.metrics.update(pred, gt)
 
     def viz_per_batch(self, img, pred, gt, step):
-        """Draws every sample whose index in the list is a multiple of --viz_freq, so the same samples are drawn
-        whatever the batch size or number of processes."""
-        first = step * self.args.batch_size  # only the last batch can be smaller, so this is exact
+        """Draws every sample whose index in the list is a multiple of --viz_freq, so the same
+        samples are drawn whatever the batch size or number of processes."""
+        first = step * self.args.batch_size  # only the last batch can be smaller: exact
         pictures = []
         for j in range(img.shape[0]):
-            index = self.val_loader.sampler.indices[first + j]  # in the list (a process sees every N-th sample)
+            # its index in the list (under torchrun, a process sees every N-th sample)
+            index = self.val_loader.sampler.indices[first + j]
             if index % self.args.viz_freq == 0:
-                pictures.append((index, make_panel(denormalize(img[j]), pred[j].argmax(0).cpu().numpy(),
-                                                   gt[j].cpu().numpy(), self.args.ignore_index)))
+                pictures.append((index, self.task.picture(img[j], pred[j], gt[j])))
         if is_main():
             self.save_pictures(pictures)
         else:
@@ -122,8 +132,8 @@ def main(argv=None):
             evaluator = Evaluator(args, ckpt)
             return evaluator.eval()
         except (ConfigError, KeyboardInterrupt, SystemExit) as e:
-            # a checkpoint that does not fit, or an evaluation stopped midway: leave no result folder (one that
-            # failed on a bad sample keeps its eval.log, which says why)
+            # a checkpoint that does not fit, or an evaluation stopped midway: leave no result
+            # folder (one that failed on a bad sample keeps its eval.log, which says why)
             if is_main() and (evaluator is None or not isinstance(e, ConfigError)):
                 remove_run_dir(args.result_dir)
             raise

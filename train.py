@@ -1,6 +1,6 @@
-"""Trains the model chosen by --model_type on --train_list and validates it on --val_list after each epoch.
-Run: python train.py [flags]   (python train.py -h lists them; with no flags it trains the demo task)
-A new task usually edits only step, compute_loss, compute_metrics and gen_imgs_to_write."""
+"""Trains the model chosen by --model_type for the task chosen by --task, and validates it after
+each epoch. Run: python train.py [flags]   (-h lists them; no flags: the segmentation demo)
+A new task does not edit this file: see task/task_entry.py."""
 import logging
 import shutil
 import time
@@ -9,27 +9,25 @@ from contextlib import nullcontext
 import torch
 from tqdm import tqdm
 
-from data.augment import denormalize
 from data.data_entry import close_loaders, select_eval_loader, select_train_loader
-from loss import select_loss
-from metrics import SegMetrics
 from model.model_entry import equip_multi_gpu, select_model
-from options import TEMPORARY, prepare_train_args
+from options import TEMPORARY, chosen_classes, prepare_train_args
+from task.task_entry import select_task
 from utils.checks import check_monitor
 from utils.dist import all_reduce, broadcast_buffers, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
-from utils.logger import Logger
+from utils.logger import Logger, metric_on
 from utils.optim import LRSchedule, ModelEMA, amp_dtype, autocast, build_optimizer, improved
 from utils.profile import make_profiler
 from utils.provenance import provenance
-from utils.resume import load_last
+from utils.resume import load_last, resume_position
 from utils.run_dir import remove_run_dir
 from utils.run_status import RunStatus
 from utils.stop import StopSignals
-from utils.torch_utils import get_device, load_model_weights, set_seed, write_model_summary
-from utils.trainer_state import checkpoint_state, load_resume_state
-from utils.viz import make_panel
+from utils.torch_utils import get_device, set_seed, write_model_summary
+from utils.train_state import EpochSums, Progress, RandomState, restore_state, save_state
+from utils.weights import load_model_weights
 
 log = logging.getLogger('torchbase')
 
@@ -38,52 +36,75 @@ class Trainer:
     def __init__(self, args):
         self.args = args
         set_seed(args.seed, args.deterministic)
-        torch.autograd.set_detect_anomaly(args.detect_anomaly)  # names the forward op behind a NaN gradient; slow
+        # names the forward op behind a NaN gradient; slow
+        torch.autograd.set_detect_anomaly(args.detect_anomaly)
         self.device = get_device(args)
-        self.train_loader, self.val_loader = select_train_loader(args), select_eval_loader(args)
+        self.task = select_task(args, self.device)
+        self.train_loader = select_train_loader(args)
+        self.val_loader = select_eval_loader(args)
         self.steps_per_epoch = len(self.train_loader)
-        self.raw_model = select_model(args)  # unwrapped: what checkpoints hold, with no `module.` prefix
-        # The ways to start: fresh (as built), a strict or partial (load_match_dict) load of --load_model_path,
-        # or --resume from the run's last.pth; a resumed run that had written none starts afresh.
+        # unwrapped: what checkpoints hold, with no `module.` prefix
+        self.raw_model = select_model(args)
+        # --resume goes on from the run's last.pth, if it wrote one; else start from the weights
+        # of --load_model_path (strict, or partial with --load_not_strict), or from scratch
         ckpt = load_last(args.resume) if args.resume else None
-        if args.load_model_path and not ckpt:
-            load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict, args.model_dir)
-        self.memory_format = torch.channels_last if args.channels_last else torch.preserve_format
-        self.raw_model.to(self.device, memory_format=self.memory_format)
+        if args.load_model_path and not args.resume:
+            load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict,
+                               args.model_dir)
+        self.raw_model.to(self.device, memory_format=self.task.memory_format)
         write_model_summary(self.raw_model, args.model_dir)
         self.ema = ModelEMA(self.raw_model, args.ema) if args.ema else None
-        self.model = equip_multi_gpu(torch.compile(self.raw_model) if args.compile else self.raw_model, args)
-        self.eval_model = self.ema.module if self.ema else self.model  # what is validated and decides best.pth
+        model = torch.compile(self.raw_model) if args.compile else self.raw_model
+        self.model = equip_multi_gpu(model, args)
+        # what is validated and decides best.pth
+        self.eval_model = self.ema.module if self.ema else self.model
         self.optimizer = build_optimizer(self.raw_model, args)
         self.schedule = LRSchedule(self.optimizer, args, self.steps_per_epoch)
         self.amp_dtype = amp_dtype(args, self.device)  # None without --amp
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.criterion = select_loss(args)
-        self.metrics = {phase: SegMetrics(args.class_names, args.ignore_index) for phase in ('train', 'val')}
-        self.best_metric, self.best_epoch = None, None
-        self.start_epoch, self.start_step = 1, 0  # where train() begins: later when resuming
-        self.bad_loss_step = torch.tensor(-1, device=self.device)  # first step with a non-finite loss, on the device
+        float16 = self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=float16)
+        self.metrics = {phase: metric_on(self.task.make_metrics(), self.device)
+                        for phase in ('train', 'val')}
         check_monitor(args.monitor, self.metrics['val'])
-        self.provenance = provenance(args)  # commit and source hashes, carried by every checkpoint
-        # purge_step: curves that a killed predecessor wrote after its last.pth are dropped
-        self.logger = Logger(args, purge_step=ckpt['epoch'] + 1 if ckpt else 1 if args.resume else None)
+        # the first step with a non-finite loss, kept on the device (see check_loss)
+        self.bad_loss_step = torch.tensor(-1, device=self.device)
+        self.progress = Progress()
+        self.rng = RandomState(self.train_loader.generator)
+        # purge_step: curves that a killed run wrote after its last.pth are dropped
+        purge = ckpt['epoch'] + 1 if ckpt else 1 if args.resume else None
+        self.logger = Logger(args, purge_step=purge)
+        # What a checkpoint holds: each part by its state_dict() (utils/train_state.py)
+        self.state = {'model': self.raw_model, 'optimizer': self.optimizer,
+                      'schedule': self.schedule, 'scaler': self.scaler, 'ema': self.ema,
+                      'progress': self.progress, 'rng': self.rng,
+                      'partial': EpochSums(self.logger.recorder, self.metrics['train'])}
+        # what every checkpoint says about the run: its flags, commit and source hashes
+        self.about = {'args': dict(vars(args)), **provenance(chosen_classes(args))}
         if ckpt:
-            load_resume_state(self, ckpt)
+            start, step, index = resume_position(ckpt, args.epochs)
+            restore_state(self.state, ckpt, (start - 1, step, index))
+            log.info(f'Resumed at epoch {start}, step {step}/{self.steps_per_epoch}')
         elif args.resume:
-            log.info('The run stopped before its first checkpoint: training it again from epoch 1')
+            log.info('The run stopped before its first checkpoint: training it again from '
+                     'epoch 1')
         self.status = RunStatus(args)
         self.stop = StopSignals()
         self.profiler = make_profiler(args, self.steps_per_epoch)
 
     def train(self):
-        """Epochs start_epoch..--epochs. SIGTERM or Ctrl-C: saves a resumable last.pth, exits with 128 + signal."""
+        """The epochs after progress.epoch, up to --epochs. SIGTERM or Ctrl-C: saves a resumable
+        last.pth and exits with 128 + the signal number."""
         try:
-            with self.stop, self.status.tracking(), self.profiler:  # signals held until status.json says how it ended
-                for epoch in range(self.start_epoch, self.args.epochs + 1):
-                    done = self.train_per_epoch(epoch, self.start_step if epoch == self.start_epoch else 0)
-                    if done < self.steps_per_epoch:  # stopped mid-epoch; a stop in validation waits for its end
-                        self.logger.save_resume_point(checkpoint_state(self, epoch - 1, done, {}))
-                        self.stop.exit(self.status, f'at epoch {epoch}, step {done}/{self.steps_per_epoch}')
+            # signals are held until status.json says how the run ended
+            with self.stop, self.status.tracking(), self.profiler:
+                for epoch in range(self.progress.epoch + 1, self.args.epochs + 1):
+                    done = self.train_per_epoch(epoch, self.progress.step)
+                    if done < self.steps_per_epoch:  # a stop in validation waits for its end
+                        self.progress.epoch, self.progress.step = epoch - 1, done
+                        self.logger.save_resume_point(self.checkpoint({}))
+                        where = f'at epoch {epoch}, step {done}/{self.steps_per_epoch}'
+                        self.stop.exit(self.status, where)
+                    self.progress.epoch, self.progress.step = epoch, 0
                     self.val_per_epoch(epoch)
                     if self.end_epoch(epoch):  # --early_stop
                         break
@@ -95,15 +116,16 @@ class Trainer:
                  f'(tensorboard --logdir {self.args.checkpoints_dir})')
 
     def train_per_epoch(self, epoch, skip=0):
-        """Trains one epoch, or its batches after the first `skip` when resuming; returns the steps done."""
+        """Trains epoch `epoch`, or its steps after the first `skip` when resuming; returns the
+        steps done (fewer than all when a signal stopped it)."""
         self.model.train()
         self.epoch_start = time.time()
-        self.train_loader.sampler.set_epoch(epoch, skip * self.args.batch_size)  # the order is (seed, epoch)'s
-        # The loader draws its workers' seeds from this generator as an epoch's iteration starts (with persistent
-        # workers, the first epoch's only). A checkpoint saved mid-epoch keeps the state from before that draw.
-        self.loader_state = self.train_loader.generator.get_state()
-        bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False, dynamic_ncols=True,
-                   initial=skip, total=self.steps_per_epoch, disable=not is_main())
+        # the order is (seed, epoch)'s; a resumed epoch skips the samples it has trained on
+        self.train_loader.sampler.set_epoch(epoch, skip * self.args.batch_size)
+        self.rng.mark_epoch()  # before the loader draws its workers' seeds
+        bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False,
+                   dynamic_ncols=True, initial=skip, total=self.steps_per_epoch,
+                   disable=not is_main())
         for i, data in enumerate(bar, start=skip):
             with autocast(self.device, self.amp_dtype):
                 img, pred, label = self.step(data, self.model)
@@ -111,22 +133,29 @@ class Trainer:
             self.optimize(loss, epoch, i)
             self.compute_metrics(pred, label, is_train=True)
             self.logger.record_scalar('train/loss', loss, n=img.shape[0])
-            # a flag on the device, read only at the checks below: no wait for the GPU at every step
-            self.bad_loss_step = torch.where((self.bad_loss_step < 0) & ~loss.isfinite(), i, self.bad_loss_step)
+            # a flag on the device, read at the checks below: no wait for the GPU at every step
+            first_bad = (self.bad_loss_step < 0) & ~loss.isfinite()
+            self.bad_loss_step = torch.where(first_bad, i, self.bad_loss_step)
             self.profiler.step()
             if i % self.args.print_freq == 0:
                 bar.set_postfix(loss=f'{self.check_loss(epoch, loss):.4f}')
                 self.status.beat()
-            # before asking the loader for another batch (under torchrun, the processes agree every print_freq
-            # steps); only after an update: the gradients summed so far by --accum_steps are not saved
-            stop = self.stop.agreed(i + 1, self.args.print_freq)
-            if stop and (i + 1) % self.args.accum_steps == 0 and i + 1 < self.steps_per_epoch:
+            if self.stopped_after(i):
                 self.check_loss(epoch)
                 return i + 1
         self.check_loss(epoch)
-        self.logger.save_imgs(self.gen_imgs_to_write(img, pred, label, is_train=True), epoch)
+        pictures = self.gen_imgs_to_write(img, pred, label, is_train=True)
+        self.logger.save_imgs(pictures, epoch)
         self.logger.record_metrics('train', self.metrics['train'])
+        self.rng.mark_epoch()  # the next epoch's starting point
         return self.steps_per_epoch
+
+    def stopped_after(self, i):
+        """Whether a signal stops the epoch after step i. Asked before the loader is asked for
+        another batch (under torchrun, the processes agree every --print_freq steps), and only
+        after an update: the gradients summed so far by --accum_steps are not saved."""
+        stop = self.stop.agreed(i + 1, self.args.print_freq)
+        return stop and (i + 1) % self.args.accum_steps == 0 and i + 1 < self.steps_per_epoch
 
     @torch.no_grad()
     def val_per_epoch(self, epoch):
@@ -134,94 +163,108 @@ class Trainer:
         self.eval_model.eval()
         # under torchrun: every process validates rank 0's model, the one saved
         broadcast_buffers(self.ema.module if self.ema else self.raw_model)
-        for i, data in enumerate(tqdm(self.val_loader, desc=f'val {epoch}', leave=False, dynamic_ncols=True,
-                                      disable=not is_main())):
+        bar = tqdm(self.val_loader, desc=f'val {epoch}', leave=False, dynamic_ncols=True,
+                   disable=not is_main())
+        for i, data in enumerate(bar):
             with autocast(self.device, self.amp_dtype):
                 img, pred, label = self.step(data, self.eval_model)
-                self.logger.record_scalar('val/loss', self.compute_loss(pred, label), n=img.shape[0])
+                loss = self.compute_loss(pred, label)
+            self.logger.record_scalar('val/loss', loss, n=img.shape[0])
             self.compute_metrics(pred, label, is_train=False)
-            if i == 0:  # the same validation images every epoch, so the pictures show the progress
-                self.logger.save_imgs(self.gen_imgs_to_write(img, pred, label, is_train=False), epoch)
+            if i == 0:  # the same images every epoch, so the pictures show the progress
+                pictures = self.gen_imgs_to_write(img, pred, label, is_train=False)
+                self.logger.save_imgs(pictures, epoch)
             if i % self.args.print_freq == 0:
                 self.status.beat()
         self.logger.record_metrics('val', self.metrics['val'])
 
     def step(self, data, model):
-        # EDIT ME: unpack what your dataset returns; keep returning (input, prediction, target).
-        img, label = data  # (B, 3, H, W) float, (B, H, W) int64
-        img = img.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        label = label.to(self.device, non_blocking=True)
-        pred = model(img)  # (B, num_classes, H, W) logits
-        return img, pred, label
+        """(input, prediction, target) of a batch: the task unpacks it and runs the model."""
+        return self.task.forward(model, data)
 
-    def compute_loss(self, pred, gt):
-        return self.criterion(pred, gt)
+    def compute_loss(self, pred, label):
+        return self.task.loss(pred, label)
 
     def optimize(self, loss, epoch, i):
-        """Backward at every step; an update every --accum_steps steps and at the epoch's end: the loss is divided by
-        the steps of its window, so the gradient is their mean. Then --clip_grad, the step and --ema."""
+        """Backward at every step; an update every --accum_steps steps and at the epoch's end.
+        The loss is divided by the steps of its window, so the gradient is their mean. Then
+        --clip_grad, the step and --ema."""
         start = i - i % self.args.accum_steps
-        window = min(self.args.accum_steps, self.steps_per_epoch - start)  # steps in this update (fewer at the end)
+        window = min(self.args.accum_steps, self.steps_per_epoch - start)  # fewer at the end
         update = i + 1 == start + window
-        with nullcontext() if update or not is_distributed() else self.model.no_sync():  # DDP: no all-reduce yet
-            self.scaler.scale(loss / window if window > 1 else loss).backward()  # scale: float16's GradScaler
+        # DDP: no all-reduce of the gradients until the update
+        no_sync = not update and is_distributed()
+        with self.model.no_sync() if no_sync else nullcontext():
+            # scale: float16's GradScaler (a no-op otherwise)
+            self.scaler.scale(loss / window if window > 1 else loss).backward()
         if not update:
             return
         if self.args.clip_grad:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.args.clip_grad)
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
+            params = self.raw_model.parameters()
+            torch.nn.utils.clip_grad_norm_(params, self.args.clip_grad)
         self.schedule.set_lr(epoch, i)
-        self.scaler.step(self.optimizer)  # skipped, with float16, when the gradients hold an inf or nan
+        # skipped, with float16, when the gradients hold an inf or nan
+        self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema:
             self.ema.update(self.raw_model)
 
-    def compute_metrics(self, pred, gt, is_train):
-        self.metrics['train' if is_train else 'val'].update(pred.detach(), gt)
+    def compute_metrics(self, pred, label, is_train):
+        self.metrics['train' if is_train else 'val'].update(pred.detach(), label)
 
     def gen_imgs_to_write(self, img, pred, label, is_train):
-        """{tag: picture} for TensorBoard: the batch's first sample as input | prediction | ground truth."""
-        # EDIT ME: draw what shows your task's progress, as (H, W, 3) uint8 RGB pictures.
-        panel = make_panel(denormalize(img[0]), pred[0].argmax(0).cpu().numpy(), label[0].cpu().numpy(),
-                           self.args.ignore_index)
-        return {f'{"train" if is_train else "val"}/viz': panel}
+        """{tag: (H, W, 3) uint8 picture} for TensorBoard: the batch's first sample."""
+        phase = 'train' if is_train else 'val'
+        return {f'{phase}/viz': self.task.picture(img[0], pred[0], label[0])}
+
+    def checkpoint(self, scalars):
+        """The checkpoint of the run as it is now, with `scalars`: the epoch's values."""
+        return save_state(self.state, {**self.about, 'metrics': scalars})
 
     def end_epoch(self, epoch):
-        """Curves, checkpoints and status after epoch `epoch`; returns True when --early_stop ends the run."""
-        self.logger.record_scalar('train/lr', self.optimizer.param_groups[0]['lr'])  # that of the last update
+        """Curves, checkpoints and status after epoch `epoch`; True when --early_stop ends it."""
+        args, progress = self.args, self.progress
+        lr = self.optimizer.param_groups[0]['lr']  # that of the epoch's last update
+        self.logger.record_scalar('train/lr', lr)
         scalars = self.logger.save_curves(epoch)
-        value = scalars[self.args.monitor]
-        is_best = improved(value, self.best_metric, self.args.monitor_mode)
-        self.best_metric, self.best_epoch = (value, epoch) if is_best else (self.best_metric, self.best_epoch)
+        value = scalars[args.monitor]
+        if improved(value, progress.best_metric, args.monitor_mode):
+            progress.best_metric, progress.best_epoch = value, epoch
         self.schedule.end_epoch(value)
-        stop = self.args.early_stop and epoch - self.best_epoch >= self.args.early_stop and epoch < self.args.epochs
-        self.logger.save_check_point(checkpoint_state(self, epoch, 0, scalars), epoch, is_best, final=stop)
-        self.status.update(epochs_done=epoch, best_metric=self.best_metric, best_epoch=self.best_epoch)
-        shown = ' '.join(f'{k} {scalars[k]:.4f}' for k in ('train/loss', 'val/loss', 'val/mIoU') if k in scalars)
-        log.info(f'epoch {epoch}/{self.args.epochs} {shown} lr {scalars["train/lr"]:.3g} | best {self.args.monitor} '
-                 f'{self.best_metric:.4f} (epoch {self.best_epoch}) | {time.time() - self.epoch_start:.1f}s')
+        stale = epoch - progress.best_epoch
+        stop = bool(args.early_stop) and stale >= args.early_stop and epoch < args.epochs
+        is_best = progress.best_epoch == epoch
+        self.logger.save_check_point(self.checkpoint(scalars), epoch, is_best, final=stop)
+        self.status.update(epochs_done=epoch, best_metric=progress.best_metric,
+                           best_epoch=progress.best_epoch)
+        shown = ('train/loss', 'val/loss', args.monitor)
+        values = ' '.join(f'{k} {scalars[k]:.4f}' for k in dict.fromkeys(shown))
+        log.info(f'epoch {epoch}/{args.epochs} {values} lr {lr:.3g} | best {args.monitor} '
+                 f'{progress.best_metric:.4f} (epoch {progress.best_epoch}) | '
+                 f'{time.time() - self.epoch_start:.1f}s')
         if stop:
-            self.status.update(message=f'early stop after epoch {epoch}: {self.args.monitor} has not improved for '
-                                       f'{self.args.early_stop} epochs; best.pth is epoch {self.best_epoch}')
+            self.status.update(message=f'early stop after epoch {epoch}: {args.monitor} has not '
+                                       f'improved for {args.early_stop} epochs; best.pth is '
+                                       f'epoch {progress.best_epoch}')
             log.info(self.status.fields['message'])
-        return bool(stop)
+        return stop
 
     def check_loss(self, epoch, loss=None):
-        """Stops the run at a non-finite loss, before a checkpoint can save the weights it spoilt; returns `loss` as a
-        number. One wait for the device (.tolist()): called only every --print_freq steps and at the epoch's end."""
-        bad = all_reduce(self.bad_loss_step, op='max').float()  # under torchrun: a NaN in any process stops all
-        step, value = torch.stack([bad, bad if loss is None else loss.detach().float()]).tolist()
+        """Stops the run at a non-finite loss, before a checkpoint can save the weights it
+        spoilt; returns `loss` as a number. One wait for the device (.tolist()): called only
+        every --print_freq steps and at the epoch's end."""
+        # under torchrun: a NaN in any process stops all
+        bad = all_reduce(self.bad_loss_step, op='max').float()
+        value = bad if loss is None else loss.detach().float()
+        step, value = torch.stack([bad, value]).tolist()
         if step >= 0:
-            raise ConfigError(f'the loss is not finite at epoch {epoch}, step {int(step) + 1}/{self.steps_per_epoch}; '
-                              f'the run stopped, its last good checkpoint is {self.args.model_dir}/last.pth if any. '
-                              'Lower --lr, or look for bad labels (--check_data)')
+            raise ConfigError(f'the loss is not finite at epoch {epoch}, step {int(step) + 1}'
+                              f'/{self.steps_per_epoch}; the run stopped, its last good '
+                              f'checkpoint is {self.args.model_dir}/last.pth if any. Lower '
+                              '--lr, or look for bad labels (--check_data)')
         return value
-
-    def stateful(self):
-        """What checkpoints hold besides the model, by state_dict(); only last.pth has all (Logger.RESUME_ONLY)."""
-        parts = {'optimizer': self.optimizer, 'schedule': self.schedule, 'scaler': self.scaler, 'ema': self.ema}
-        return {k: v for k, v in parts.items() if v is not None}
 
 
 def main(argv=None):
@@ -230,19 +273,21 @@ def main(argv=None):
         args = prepare_train_args(argv)  # under torchrun, every process joins the group here
         try:
             trainer = Trainer(args)
-        except (ConfigError, KeyboardInterrupt):  # e.g. an unknown --monitor, or Ctrl-C: nothing ran, so leave no
-            # run folder (but keep a resumed one)
+        except (ConfigError, KeyboardInterrupt):
+            # e.g. an unknown --monitor, or Ctrl-C: nothing ran, so leave no run folder (but
+            # keep a resumed one)
             if not args.resume and is_main():
                 remove_run_dir(args.model_dir)
             raise
         trainer.train()
     except (Exception, KeyboardInterrupt):
-        close_distributed(trainer, wait=False)  # another process may be gone: do not wait for it
+        close_distributed(trainer, wait=False)  # another process may be gone: do not wait
         raise
     finally:
         if trainer:
             close_loaders(trainer.train_loader, trainer.val_loader)
-        if args and args.fast_dev_run and is_main() and TEMPORARY in args.checkpoints_dir:  # see apply_debug_flags
+        temporary = args and args.fast_dev_run and TEMPORARY in args.checkpoints_dir
+        if temporary and is_main():  # see options.apply_debug_flags
             shutil.rmtree(args.checkpoints_dir, ignore_errors=True)
             log.info(f'--fast_dev_run: its temporary folder {args.checkpoints_dir} is removed')
         close_distributed(trainer)

@@ -70,8 +70,8 @@ def make_sampler(n, args, is_train):
     """The training or the evaluation order of n samples; under torchrun, this process's share of it. The debug
     flags shorten it: --overfit_batches N keeps the first N batches of samples (the same ones every epoch; the
     Trainer validates on them too), --limit_train_batches / --limit_val_batches N the first N batches of an epoch."""
-    overfit = getattr(args, 'overfit_batches', 0) * args.batch_size * world_size()  # eval.py has no debug flags
+    overfit = args.overfit_batches * args.batch_size * world_size()
     n = min(n, overfit or n)
     shard = dict(num_replicas=world_size(), rank=rank(),
-                 limit=getattr(args, 'limit_train_batches' if is_train else 'limit_val_batches', 0) * args.batch_size)
+                 limit=(args.limit_train_batches if is_train else args.limit_val_batches) * args.batch_size)
     return EpochSampler(n, args.seed, **shard) if is_train else ShardSampler(n, **shard)

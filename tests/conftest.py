@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from data.make_shapes import make_shapes
-from options import parse_test_args, parse_train_args
+from options import RUN_ARGS, parse_test_args, parse_train_args, task_defaults
 
 
 @pytest.fixture(scope='session')
@@ -31,7 +31,10 @@ def make_args(is_train=True, **overrides):
     for k, v in overrides.items():
         assert hasattr(args, k), f'{k} is not a declared flag'
         setattr(args, k, v)
-    return args
+    for name in ('task', 'loss') + RUN_ARGS:  # eval.py takes these from the checkpoint
+        if getattr(args, name) is None:
+            setattr(args, name, parse_train_args(argparse.ArgumentParser()).get_default(name))
+    return task_defaults(args, is_train)
 
 
 @pytest.fixture

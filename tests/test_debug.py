@@ -10,6 +10,7 @@ import torch
 import options
 import train
 from data.list_dataset import ListDataset
+from utils import prepare
 from utils.errors import ConfigError
 
 FAST_DEV_PREFIX = 'torchbase_fast_dev_run_'
@@ -60,7 +61,7 @@ def spy_samples(monkeypatch):
 def spy_mkdtemp(monkeypatch):
     """The folders tempfile.mkdtemp made with the --fast_dev_run prefix (the real mkdtemp makes them)."""
     made = []
-    real = options.tempfile.mkdtemp
+    real = prepare.tempfile.mkdtemp
 
     def mkdtemp(*a, **kw):
         path = real(*a, **kw)
@@ -68,7 +69,7 @@ def spy_mkdtemp(monkeypatch):
             made.append(path)
         return path
 
-    monkeypatch.setattr(options.tempfile, 'mkdtemp', mkdtemp)
+    monkeypatch.setattr(prepare.tempfile, 'mkdtemp', mkdtemp)
     return made
 
 

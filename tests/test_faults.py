@@ -17,7 +17,6 @@ import pytest
 import torch
 
 import eval as evaluate
-import options
 import train
 from data.make_shapes import make_shapes
 from model.model_entry import select_model
@@ -25,7 +24,8 @@ from options import prepare_train_args
 from tests.conftest import make_args
 from tests.test_checkpoint import damage_a_tensor
 from tests.test_run_folders import WRITER
-from utils.checkpoint import copy_file
+from utils import prepare
+from utils.checkpoint import atomic_write
 from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
 from utils.logger import Logger
@@ -143,7 +143,7 @@ def test_ctrl_c_during_start_up_leaves_no_folder(train_argv, tmp_path, monkeypat
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    module = train if where == 'select_model' else options
+    module = train if where == 'select_model' else prepare
     monkeypatch.setattr(module, where, interrupted)
     with pytest.raises(SystemExit) as e:
         run_cli(lambda: train.main(train_argv))
@@ -208,7 +208,8 @@ def test_result_names_the_bytes_it_scored_when_the_checkpoint_is_replaced_meanwh
     quiet = result(ckpt.parent / 'best' / 'shapes_val_quiet')
     scored = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     # training writes a new best.pth as it does: another file renamed over this one
-    folder = evaluate_while(monkeypatch, ckpt, lambda: copy_file(str(trained / 'epoch_2.pth'), str(ckpt)))
+    new = (trained / 'epoch_2.pth').read_bytes()
+    folder = evaluate_while(monkeypatch, ckpt, lambda: atomic_write(str(ckpt), lambda f: f.write(new)))
     replaced = result(folder)
     assert replaced['checkpoint_sha256'] == quiet['checkpoint_sha256'] == scored
     assert hashlib.sha256(ckpt.read_bytes()).hexdigest() != scored  # the file was replaced...

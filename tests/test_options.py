@@ -53,7 +53,7 @@ def test_latest_names_runs_inside_and_outside_checkpoints_dir(tmp_path, inside):
     (['--save_freq', '0'], '--save_freq must be positive'),
     (['--print_freq', '0'], '--print_freq must be positive'),
     (['--num_workers', '-1'], '--num_workers must be 0 or more'),
-    (['--num_classes', '3'], '--class_names has 4 names for --num_classes 3'),
+    (['--num_classes', '3', '--class_names', 'a', 'b'], '--class_names has 2 names for --num_classes 3'),
     (['--save_prefix', '../up'], '--save_prefix'),
     (['--gpus', '7'], 'GPU 7 is not there'),
     (['--monitor', 'val/loss'], 'add --monitor_mode min'),

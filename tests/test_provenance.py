@@ -10,6 +10,7 @@ import torch
 
 import eval as evaluate
 import train
+from options import chosen_classes
 from tests.conftest import make_args
 from utils import provenance
 from utils.provenance import changed_sources, git_info, source_files, source_hashes, write_run_info
@@ -39,8 +40,11 @@ def test_run_folder_records_commit_environment_seed_and_source_hashes(run):
     else:
         assert info['git']['commit'] == git['commit'] and isinstance(info['git']['untracked'], list)
         assert (run / 'uncommitted.patch').exists() == bool(git['diff'])
-    assert set(info['source_hashes']) == {'model/base/__init__.py', 'model/base/base_model.py', 'model/submodules.py',
-                                          'data/list_dataset.py', 'data/augment.py'}
+    # the model's package, the dataset's file, the task's, and the project files they import
+    assert set(info['source_hashes']) == {'model/base/__init__.py', 'model/base/base_model.py',
+                                          'model/submodules.py', 'data/list_dataset.py',
+                                          'data/augment.py', 'data/make_shapes.py', 'task/seg.py',
+                                          'loss.py', 'metrics.py'}
     for path, digest in info['source_hashes'].items():
         assert hashlib.sha256(open(os.path.join(provenance.ROOT, path), 'rb').read()).hexdigest() == digest
 
@@ -54,9 +58,10 @@ def test_every_checkpoint_carries_args_epoch_best_commit_and_source_hashes(run):
 
 
 def test_source_files_follow_the_chosen_model_and_dataset():
-    files = source_files(make_args(model_type='better', data_type='mem_list'))
-    assert files == ['data/augment.py', 'data/list_dataset.py', 'data/mem_list_dataset.py',
-                     'model/better/__init__.py', 'model/better/better_model.py', 'model/submodules.py']
+    files = source_files(chosen_classes(make_args(model_type='better', data_type='mem_list')))
+    assert files == ['data/augment.py', 'data/list_dataset.py', 'data/make_shapes.py',
+                     'data/mem_list_dataset.py', 'loss.py', 'metrics.py', 'model/better/__init__.py',
+                     'model/better/better_model.py', 'model/submodules.py', 'task/seg.py']
 
 
 def test_eval_of_unchanged_code_says_so_with_the_checkpoint_hash(run):
@@ -87,10 +92,11 @@ def test_eval_names_changed_files_and_how_to_get_the_code_back(run, tmp_path):
 
 
 def test_changed_sources_sees_edited_deleted_and_new_files():
-    now = source_hashes(make_args())
+    now = source_hashes(chosen_classes(make_args()))
     saved = dict(now, **{'model/base/base_model.py': 'x', 'model/base/gone.py': 'y'})
     del saved['data/augment.py']
-    assert changed_sources(saved, make_args()) == ['data/augment.py', 'model/base/base_model.py', 'model/base/gone.py']
+    changed = changed_sources(saved, chosen_classes(make_args()))
+    assert changed == ['data/augment.py', 'model/base/base_model.py', 'model/base/gone.py']
 
 
 def git(repo, *argv):
@@ -115,8 +121,8 @@ def test_dirty_tree_writes_the_patch_and_lists_untracked_files(tmp_path, monkeyp
     assert git_info()['dirty'] is False
     (repo / 'a.py').write_text('x = 2\n')
     (repo / 'new.py').write_text('')
-    monkeypatch.setattr(provenance, 'source_hashes', lambda args: {})  # the files of this project are not there
-    write_run_info(make_args(), str(tmp_path))
+    monkeypatch.setattr(provenance, 'source_hashes', lambda classes: {})  # the files of this project are not there
+    write_run_info(str(tmp_path), 0, ())
     info = json.loads((tmp_path / 'run_info.json').read_text())
     assert info['git']['dirty'] is True and info['git']['untracked'] == ['new.py']
     assert '-x = 1\n+x = 2' in (tmp_path / 'uncommitted.patch').read_text()
@@ -135,8 +141,8 @@ def test_the_patch_on_the_commit_gives_back_the_code_untracked_files_included(tm
     (repo / 'model' / 'mine' / 'net.py').write_text('class Net: pass\n')  # a new model package, never added
     (repo / 'model' / 'mine' / 'weights.bin').write_bytes(b'\0' * (provenance.UNTRACKED_SAVED[1] + 1))  # too big
     monkeypatch.setattr(provenance, 'ROOT', str(repo))
-    monkeypatch.setattr(provenance, 'source_hashes', lambda args: {})
-    write_run_info(make_args(), str(tmp_path))
+    monkeypatch.setattr(provenance, 'source_hashes', lambda classes: {})
+    write_run_info(str(tmp_path), 0, ())
     info = json.loads((tmp_path / 'run_info.json').read_text())['git']
     assert info['untracked'] == ['model/mine/net.py', 'model/mine/weights.bin']
     assert info['untracked_not_saved'] == ['model/mine/weights.bin']
@@ -161,8 +167,8 @@ def test_bytes_that_are_not_utf8_never_stop_a_run_and_come_back_unchanged(tmp_pa
     (repo / 'slurm-7.out').write_bytes(log)
     (repo / 'a.py').write_bytes(b'x = "caf\xe9"\n')  # a tracked file too
     monkeypatch.setattr(provenance, 'ROOT', str(repo))
-    monkeypatch.setattr(provenance, 'source_hashes', lambda args: {})
-    write_run_info(make_args(), str(tmp_path))
+    monkeypatch.setattr(provenance, 'source_hashes', lambda classes: {})
+    write_run_info(str(tmp_path), 0, ())
     info = json.loads((tmp_path / 'run_info.json').read_text())['git']
     assert info['dirty'] is True and info['untracked'] == ['slurm-7.out']
     copy = tmp_path / 'copy'

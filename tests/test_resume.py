@@ -14,8 +14,8 @@ import torch
 
 from options import prepare_train_args
 from utils.errors import ConfigError
-from utils.resume import rng_state, set_rng_state
 from utils.run_status import current_status, read_status
+from utils.train_state import RandomState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
@@ -165,13 +165,13 @@ def test_a_run_that_stopped_before_its_first_checkpoint_resumes_from_epoch_1(sha
 def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     import random
     loader_generator = torch.Generator().manual_seed(5)
-    torch.save(rng_state(loader_generator.get_state()), tmp_path / 'rng.pth')
+    torch.save(RandomState(loader_generator).state_dict(), tmp_path / 'rng.pth')
 
     def draw():
         return (random.random(), np.random.rand(), np.random.randn(), torch.rand(3),
                 torch.rand(3, generator=loader_generator))
 
     first = draw()
-    set_rng_state(torch.load(tmp_path / 'rng.pth', weights_only=True), loader_generator)
+    RandomState(loader_generator).load_state_dict(torch.load(tmp_path / 'rng.pth', weights_only=True))
     again = draw()
     assert first[:3] == again[:3] and torch.equal(first[3], again[3]) and torch.equal(first[4], again[4])

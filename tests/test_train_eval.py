@@ -14,7 +14,7 @@ from options import prepare_train_args
 from tests.conftest import make_args
 from utils.errors import ConfigError
 from utils.optim import improved
-from utils.torch_utils import get_state_dict
+from utils.weights import get_state_dict
 
 
 def read_result(path):

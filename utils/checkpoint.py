@@ -61,12 +61,6 @@ def save_checkpoint(state, path):
     atomic_write(path, lambda f: torch.save(state, f), then)
 
 
-def copy_file(src, dst):
-    with open(src, 'rb') as f:
-        data = f.read()
-    atomic_write(dst, lambda f: f.write(data))
-
-
 def named_tensors(obj, where=''):
     """(key path, tensor) of every tensor in nested dicts (keys sorted: the order a dict was built in does not
     count), lists and tuples."""

@@ -1,6 +1,6 @@
-"""The checks made before a run or result folder exists, so that a mistake leaves nothing behind: the flags
-(check_args), the inputs (check_inputs: list files, the checkpoint to load) and, with --check_data, every sample.
-EDIT ME: add the checks of your own flags to check_args, and of a dataset that reads no list file to check_inputs."""
+"""The checks made before a run or result folder exists, so that a mistake leaves nothing behind:
+the flags (check_args), the inputs (check_inputs: the dataset's files, the checkpoint to load)
+and, with --check_data, every sample."""
 import logging
 import math
 import os
@@ -9,40 +9,42 @@ import tempfile
 import torch
 from tqdm import tqdm
 
-from data.data_entry import get_dataset_by_type, type2data
-from data.list_dataset import ListDataset, read_list
-from data.make_shapes import ensure_demo_data
-from model.model_entry import select_model
 from utils.checkpoint import load_checkpoint
 from utils.errors import ConfigError
-from utils.torch_utils import check_fit, check_gpus, check_overlap, weights_of
+from utils.torch_utils import check_gpus
+from utils.weights import check_fit, check_overlap, weights_of
 
 log = logging.getLogger('torchbase')
 
 
-def check_args(args):
-    """Raises one ConfigError listing every problem found, so they can all be fixed at once; warns of flags that
-    would have no effect."""
+# Flags that must be above 0, and 0 or more: those of both scripts, then train.py's and eval.py's.
+POSITIVE = ('batch_size', 'dist_timeout')
+POSITIVE_TRAIN = ('epochs', 'lr', 'save_freq', 'print_freq', 'accum_steps', 'lr_step_size',
+                  'lr_gamma')
+AT_LEAST_0 = ('num_workers', 'seed', 'limit_val_batches')
+AT_LEAST_0_TRAIN = ('keep_last', 'early_stop', 'warmup_epochs', 'lr_patience', 'min_lr',
+                    'clip_grad', 'ema', 'weight_decay', 'overfit_batches', 'limit_train_batches')
+
+
+def check_args(args, is_train):
+    """Raises one ConfigError listing every problem found, so they can all be fixed at once;
+    warns of flags that would have no effect."""
     problems = [f'--{k} {v} is not a number: give a finite value' for k, v in vars(args).items()
                 if isinstance(v, float) and not math.isfinite(v)]
     if len(args.class_names) != args.num_classes:
-        problems.append(f'--class_names has {len(args.class_names)} names for --num_classes {args.num_classes}')
-    for name in ('batch_size', 'epochs', 'lr', 'save_freq', 'print_freq', 'viz_freq', 'dist_timeout', 'accum_steps',
-                 'lr_step_size', 'lr_gamma'):
-        if getattr(args, name, 1) <= 0:
-            problems.append(f'--{name} must be positive, got {getattr(args, name)}')
-    for name in ('num_workers', 'seed', 'keep_last', 'early_stop', 'warmup_epochs', 'lr_patience', 'min_lr',
-                 'clip_grad', 'ema', 'weight_decay', 'overfit_batches', 'limit_train_batches', 'limit_val_batches'):
-        if getattr(args, name, 0) < 0:
-            problems.append(f'--{name} must be 0 or more, got {getattr(args, name)}')
-    if not args.save_prefix or os.sep in args.save_prefix or '/' in args.save_prefix or args.save_prefix == '..':
-        problems.append(f'--save_prefix {args.save_prefix!r} names a folder: use a plain name, no "/" or ".."')
-    if getattr(args, 'sync_bn', False) and not torch.cuda.is_available():
-        problems.append('--sync_bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU): leave it out')
-    if getattr(args, 'monitor_mode', None) == 'max' and args.monitor.endswith('loss'):
-        problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
-    if hasattr(args, 'optimizer'):  # train.py
-        problems += optimization_problems(args)
+        problems.append(f'--class_names has {len(args.class_names)} names for --num_classes '
+                        f'{args.num_classes}')
+    positive = POSITIVE + (POSITIVE_TRAIN if is_train else ('viz_freq',))
+    problems += [f'--{name} must be positive, got {getattr(args, name)}'
+                 for name in positive if getattr(args, name) <= 0]
+    at_least_0 = AT_LEAST_0 + (AT_LEAST_0_TRAIN if is_train else ())
+    problems += [f'--{name} must be 0 or more, got {getattr(args, name)}'
+                 for name in at_least_0 if getattr(args, name) < 0]
+    prefix = args.save_prefix
+    if not prefix or os.sep in prefix or '/' in prefix or prefix == '..':
+        problems.append(f'--save_prefix {prefix!r} names a folder: use a plain name, no "/" or ".."')
+    if is_train:
+        problems += training_problems(args)
         warn_without_effect(args)
     if problems:
         raise ConfigError('\n  '.join(['invalid arguments:'] + problems))
@@ -50,7 +52,7 @@ def check_args(args):
         check_gpus(args.gpus)
 
 
-def optimization_problems(args):
+def training_problems(args):
     problems = [f'--{name} {getattr(args, name)} must be in [0, 1): {what}' for name, what in (
         ('momentum', 'the momentum of the gradient, e.g. 0.9'), ('beta', "Adam's beta2, e.g. 0.999"),
         ('ema', 'a decay, e.g. 0.999 (0 turns it off)'), ('lr_gamma', 'the factor that lowers the lr, e.g. 0.1'))
@@ -59,6 +61,11 @@ def optimization_problems(args):
         problems.append(f'--warmup_epochs {args.warmup_epochs} leaves no epoch of --epochs {args.epochs} after it')
     if args.min_lr > args.lr:
         problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
+    if args.sync_bn and not torch.cuda.is_available():
+        problems.append('--sync_bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU): '
+                        'leave it out')
+    if args.monitor_mode == 'max' and args.monitor.endswith('loss'):
+        problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
     if args.profile and args.fast_dev_run:
         problems.append('--profile with --fast_dev_run: the trace would be deleted with the temporary run folder')
     return problems
@@ -97,31 +104,30 @@ def check_samples(dataset):
                           + '\n  '.join(bad[:20]) + more)
 
 
-def check_inputs(args, is_train, ckpt=None):
-    """Checks what can be checked before a folder is made, so that a mistake there leaves nothing behind: the
-    list files and their lines, the checkpoint to load (readable, plain values only, fits the model), and with
-    --check_data every sample, and that the folders the run writes into can be written. ckpt: the checkpoint
-    when already read (eval.py reads it once). EDIT ME: check here the inputs of a dataset that reads no list file."""
+def check_inputs(args, is_train, classes, ckpt=None):
+    """Checks what can be checked before a folder is made, so that a mistake there leaves nothing
+    behind: the folders to write into, the dataset's inputs (its own check_inputs), the
+    checkpoint to load (readable, plain values only, fits the model) and, with --check_data,
+    every sample. classes: the model and dataset classes chosen (options.chosen_classes); ckpt:
+    the checkpoint when already read (eval.py reads it once)."""
+    model_class, data_class = classes[:2]
     for flag, folder in output_folders(args, is_train):
         check_writable(folder, flag)
-    for list_path in ([args.train_list] if is_train else []) + [args.val_list]:
-        ensure_demo_data(list_path)
-        if issubclass(type2data[args.data_type], ListDataset):
-            read_list(list_path)
-    if args.load_model_path and not getattr(args, 'resume', ''):
+    data_class.check_inputs(args, is_train)
+    if args.load_model_path and not (is_train and args.resume):
         # mmap: no copy of the weights in memory; verify: their checksum, read through the mapping
         if ckpt is None:
             ckpt = load_checkpoint(args.load_model_path, mmap=True, verify=True)
         state = weights_of(ckpt, args.load_model_path)
-        with torch.device('meta'):  # a model without memory or computation: only names and shapes count
-            model = select_model(args)
+        with torch.device('meta'):  # no memory, no computation: only names and shapes count
+            model = model_class(args)
         if args.load_not_strict:
             check_overlap(model, state, args.load_model_path)
         else:
             check_fit(model, state, args.load_model_path)
     if args.check_data:
         for train_set in ([True] if is_train else []) + [False]:
-            check_samples(get_dataset_by_type(args, train_set))
+            check_samples(data_class(args, train_set))
 
 
 # What to do when a folder the run writes into cannot be written, by the flag that names it.

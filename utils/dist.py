@@ -39,7 +39,7 @@ def init_distributed(args):
     """Joins the process group that torchrun describes in the environment (WORLD_SIZE, RANK, MASTER_ADDR, ...).
     A collective that waits longer than --dist_timeout seconds raises instead of hanging forever."""
     if int(os.environ.get('WORLD_SIZE', 1)) <= 1 or is_distributed():
-        if getattr(args, 'sync_bn', False) and not is_distributed():
+        if args.sync_bn and not is_distributed():
             warnings.warn('--sync_bn has no effect in one process: it shares BatchNorm statistics between the '
                           'processes that torchrun starts', stacklevel=2)
         return
@@ -81,7 +81,7 @@ def convert_sync_bn(model):
 
 def wrap_ddp(model, args):
     """DistributedDataParallel: each backward averages the gradients over the processes."""
-    if getattr(args, 'sync_bn', False):
+    if args.sync_bn:
         convert_sync_bn(model)
     # No buffer sync in the forward pass (torch >= 2.13 names it forward_sync_buffers), so shards of unequal
     # length cannot hang in validation; the Trainer gives every process rank 0's buffers before it validates

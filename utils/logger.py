@@ -9,6 +9,7 @@ from torch.utils.tensorboard import SummaryWriter
 from utils.checkpoint import save_checkpoint
 from utils.dist import all_reduce, is_main, world_size
 from utils.run_dir import write_latest
+from utils.train_state import weights_only
 
 
 class Recorder:
@@ -40,11 +41,30 @@ class Recorder:
     def reset(self):
         self.sums, self.counts = {}, {}
 
+    def state_dict(self):
+        sums = {k: v.cpu() if torch.is_tensor(v) else v for k, v in self.sums.items()}
+        return {'sums': sums, 'counts': dict(self.counts)}
+
+    def load_state_dict(self, state):
+        self.sums, self.counts = dict(state['sums']), dict(state['counts'])
+
+
+def metric_on(metric, device):
+    """`metric` (see metrics.py) with its sums on `device`, where update() adds the batches in."""
+    metric.sums = {name: total.to(device) for name, total in metric.sums.items()}
+    return metric
+
+
+def sum_over_processes(metric):
+    """`metric` with its sums added up over the processes under torchrun, so that compute()
+    scores the whole set."""
+    metric.sums = {name: all_reduce(total) for name, total in metric.sums.items()}
+    return metric
+
 
 class Logger:
     """The curves, pictures and checkpoints of a training run, written into args.model_dir.
     (prepare_train_args has already sent the log to args.model_dir/train.log.)"""
-    RESUME_ONLY = ('optimizer', 'schedule', 'scaler', 'ema_updates', 'rng', 'partial')  # what only last.pth needs
 
     def __init__(self, args, purge_step=None):
         self.args = args
@@ -56,13 +76,14 @@ class Logger:
     def record_scalar(self, name, value, n=1):
         self.recorder.record(name, value, n)
 
-    def record_metrics(self, phase, metrics):
-        """Records the scores of `metrics` over the whole epoch as `<phase>/<name>` (one confusion matrix, not a mean
-        of batches; under torchrun, that of all the processes), then resets it for the next epoch."""
-        metrics.sync()
-        for name, value in metrics.compute().items():
+    def record_metrics(self, phase, metric):
+        """Records the scores of `metric` over the whole epoch as `<phase>/<name>` (from its sums,
+        not a mean of batches; under torchrun, those of all the processes added up), then zeroes
+        its sums for the next epoch."""
+        for name, value in sum_over_processes(metric).compute().items():
             self.record_scalar(f'{phase}/{name}', value)
-        metrics.reset()
+        for total in metric.sums.values():
+            total.zero_()
 
     def save_curves(self, epoch):
         """Writes the means recorded since the last call as TensorBoard scalars at step `epoch`, returns them."""
@@ -88,7 +109,7 @@ class Logger:
         eval.py picks."""
         if not is_main():
             return
-        weights = {k: v for k, v in state.items() if k not in self.RESUME_ONLY}
+        weights = weights_only(state)
         if epoch % self.args.save_freq == 0 or epoch == self.args.epochs or final:  # final: --early_stop's
             save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
             self.remove_old_epochs()

@@ -12,8 +12,6 @@ import sys
 
 import torch
 
-from data.data_entry import type2data
-from model.model_entry import type2model
 from utils.checkpoint import atomic_write, write_text
 
 log = logging.getLogger('torchbase')
@@ -87,39 +85,62 @@ def file_sha256(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def source_files(args):
-    """The project files (relative paths) that define the model and the data pipeline of `args`: every .py of
-    the model's package, model/submodules.py, the dataset's file (and those of its project base classes),
-    data/augment.py. EDIT ME: add files your model or dataset reads (e.g. a config it loads)."""
-    package = os.path.dirname(inspect.getfile(type2model[args.model_type]))
-    files = [os.path.join(package, f) for f in sorted(os.listdir(package)) if f.endswith('.py')]
-    files.append(os.path.join(ROOT, 'model', 'submodules.py'))
-    files += [inspect.getfile(c) for c in type2data[args.data_type].__mro__ if c.__module__.startswith('data.')]
-    files.append(os.path.join(ROOT, 'data', 'augment.py'))
-    return sorted({os.path.relpath(os.path.abspath(f), ROOT) for f in files})
+def project_file(obj):
+    """The project file (relative path) that defines `obj`, a class or module; None for one from
+    outside the project (torch, numpy, ...) or from utils/, the mechanisms around a run."""
+    module = obj if inspect.ismodule(obj) else sys.modules.get(getattr(obj, '__module__', ''))
+    path = getattr(module, '__file__', None)
+    if not path or module.__name__.split('.')[0] in ('utils', '__main__'):
+        return None
+    path = os.path.relpath(os.path.abspath(path), ROOT)
+    # imported from the project by its own name (not e.g. .venv/.../torch/__init__.py)
+    name = module.__name__.replace('.', os.sep)
+    return path if path in (f'{name}.py', os.path.join(name, '__init__.py')) else None
 
 
-def source_hashes(args):
-    """{relative path: sha256} of source_files(args)."""
-    return {f: file_sha256(os.path.join(ROOT, f)) for f in source_files(args)}
+def source_files(classes):
+    """The project files (relative paths) that define the chosen model, dataset and task classes:
+    the file of each class and of its project base classes, the files that those import from the
+    project (e.g. model/submodules.py, data/augment.py, loss.py, metrics.py), and every .py of a
+    model's package."""
+    files = set()
+    for cls in classes:
+        for module in [sys.modules[c.__module__] for c in cls.__mro__ if project_file(c)]:
+            files.add(project_file(module))
+            for value in vars(module).values():  # what it imports, one level down
+                source = inspect.getmodule(value)
+                if source is not None and project_file(source):
+                    files.add(project_file(source))
+        package = os.path.dirname(os.path.join(ROOT, project_file(cls)))
+        if os.path.basename(os.path.dirname(package)) == 'model':  # model/<name>/: all of it
+            files.update(os.path.relpath(os.path.join(package, f), ROOT)
+                         for f in os.listdir(package) if f.endswith('.py'))
+    return sorted(files)
 
 
-def changed_sources(saved, args):
-    """The files whose content differs between a checkpoint's source hashes and the code now (edited, deleted
-    or new)."""
-    now = source_hashes(args)
+def source_hashes(classes):
+    """{relative path: sha256} of source_files(classes)."""
+    return {f: file_sha256(os.path.join(ROOT, f)) for f in source_files(classes)}
+
+
+def changed_sources(saved, classes):
+    """The files whose content differs between a checkpoint's source hashes and the code now
+    (edited, deleted or new)."""
+    now = source_hashes(classes)
     changed = [f for f, h in saved.items() if not os.path.isfile(os.path.join(ROOT, f)) or
                (now[f] if f in now else file_sha256(os.path.join(ROOT, f))) != h]
     return sorted(changed + [f for f in now if f not in saved])
 
 
-def provenance(args):
-    """What every checkpoint of the run carries: {'git': {commit, dirty}, 'source_hashes': {file: sha256}}."""
+def provenance(classes):
+    """What every checkpoint of the run carries: {'git': {commit, dirty}, 'source_hashes':
+    {file: sha256}} of the chosen model, dataset and task `classes`."""
     info = git_info()
-    return {'git': {'commit': info['commit'], 'dirty': info.get('dirty', False)}, 'source_hashes': source_hashes(args)}
+    git_state = {'commit': info['commit'], 'dirty': info.get('dirty', False)}
+    return {'git': git_state, 'source_hashes': source_hashes(classes)}
 
 
-def write_run_info(args, folder):
+def write_run_info(folder, seed, classes):
     """Writes run_info.json (commit, uncommitted state, environment, seed, source hashes) into `folder`, and
     uncommitted.patch when tracked files have changes (`git apply` it on the commit to get the code back)."""
     info = git_info()
@@ -127,11 +148,12 @@ def write_run_info(args, folder):
     if diff:  # the bytes git gave, not write_text's UTF-8: `git apply` must get every file back as it was
         patch = diff.encode(errors='surrogateescape')
         atomic_write(os.path.join(folder, 'uncommitted.patch'), lambda f: f.write(patch))
-    run_info = {'git': info, 'env': env_info(), 'seed': args.seed, 'source_hashes': source_hashes(args)}
+    run_info = {'git': info, 'env': env_info(), 'seed': seed,
+                'source_hashes': source_hashes(classes)}
     write_text(os.path.join(folder, 'run_info.json'), json.dumps(run_info, indent=2) + '\n')
 
 
-def source_check(ckpt, args, ckpt_path):
+def source_check(ckpt, args, classes):
     """`name: value` pairs for result.txt saying whether the model and data code changed since `ckpt` was
     trained, and how to get the code back when it did; the same goes to the log as a warning."""
     if 'source_hashes' not in ckpt:
@@ -140,12 +162,13 @@ def source_check(ckpt, args, ckpt_path):
     trained = saved.get('model_type', args.model_type)
     if trained != args.model_type:  # its hashes are of another model's files
         return {'source_changed': f'not compared: trained as --model_type {trained}, built as {args.model_type}'}
-    changed = changed_sources(ckpt['source_hashes'], args)
+    changed = changed_sources(ckpt['source_hashes'], classes)
     commit, dirty = ckpt['git']['commit'], ckpt['git']['dirty']
     found = {'trained_commit': f'{commit or "unknown"}{" with uncommitted changes" if dirty else ""}',
              'source_changed': ' '.join(changed) or 'none'}
     if changed:
-        patch = os.path.join(os.path.dirname(os.path.abspath(ckpt_path)), 'uncommitted.patch')
+        folder = os.path.dirname(os.path.abspath(args.load_model_path))
+        patch = os.path.join(folder, 'uncommitted.patch')
         # a worktree of its own beside the project: the code checked out now, and its edits, stay as they are
         code = os.path.join(os.path.dirname(ROOT), f'{os.path.basename(ROOT)}_{(commit or "")[:8]}')
         restore = f'git worktree add {code} {commit}' if commit else \

@@ -1,14 +1,10 @@
-"""Resuming a run exactly: which flags a resumed run may change, where it goes on, and the random number generator
-states. (What a checkpoint holds: utils/trainer_state.py; the signals that stop a run cleanly: utils/stop.py.)"""
+"""Resuming a run: which flags a resumed run may change, its lock, and where it goes on. (What a
+checkpoint holds: utils/train_state.py; the signals that stop a run cleanly: utils/stop.py.)"""
 import argparse
 import json
 import logging
 import os
-import random
 import socket
-
-import numpy as np
-import torch
 
 from utils.checkpoint import load_checkpoint
 from utils.dist import rank, world_size
@@ -122,32 +118,3 @@ def resume_position(ckpt, epochs):
                 f'does not carry over, so training goes on at epoch {stopped_in + 1} (from the weights saved at its '
                 f'step {step})')
     return stopped_in + 1, 0, 0
-
-
-def own(entry, index):
-    """This process's item of a checkpoint entry saved per process (checkpoints before torchrun held one)."""
-    return entry[index] if isinstance(entry, list) else entry
-
-
-def rng_state(loader_state):
-    """Every global random state, and `loader_state` of the training loader's generator (it seeds the loader
-    workers), as tensors
-    and plain values: weights_only=True refuses numpy objects. (The shuffle order needs no state: it is drawn
-    from (seed, epoch), see data/sampler.py.)"""
-    version, mt, gauss = random.getstate()
-    _, np_mt, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    return {'python': [version, list(mt), gauss], 'numpy': [torch.from_numpy(np_mt.astype(np.int64)), np_pos,
-                                                             np_has_gauss, np_gauss],
-            'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            'loader': loader_state}
-
-
-def set_rng_state(state, loader_generator):
-    loader_generator.set_state(state['loader'])
-    version, mt, gauss = state['python']
-    random.setstate((version, tuple(mt), gauss))
-    np_mt, np_pos, np_has_gauss, np_gauss = state['numpy']
-    np.random.set_state(('MT19937', np_mt.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
-    torch.set_rng_state(state['torch'])
-    if state['cuda'] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])

@@ -30,3 +30,19 @@ def save_image(path, img):
     """Writes an (H, W, 3) uint8 RGB image (PNG by the file's extension)."""
     if not cv2.imwrite(path, np.ascontiguousarray(img[:, :, ::-1])):  # cv2 expects BGR
         raise OSError(f'could not write image {path}')
+
+
+def class_picture(img, predicted, truth, size=128):
+    """An (H, W, 3) uint8 image scaled up to `size` pixels wide (nearest neighbour: the pixels the
+    model saw), above two lines of text: `pred: <predicted>` (green when it names the true class,
+    else red) and `true: <truth>`."""
+    scale = max(1, round(size / img.shape[1]))
+    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    caption = np.full((36, big.shape[1], 3), 255, np.uint8)
+    right = predicted.split()[0] == truth
+    colour = (0, 140, 0) if right else (200, 0, 0)  # RGB
+    cv2.putText(caption, f'pred: {predicted}', (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
+                cv2.LINE_AA)
+    cv2.putText(caption, f'true: {truth}', (2, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return np.concatenate([big, caption], axis=0)

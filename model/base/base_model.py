@@ -6,6 +6,8 @@ from model.submodules import Decoder, DoubleConv, Encoder
 
 
 class BaseModel(nn.Module):
+    task = 'seg'  # a class score per pixel (task/task_entry.py)
+
     def __init__(self, args):
         super().__init__()
         widths = (16, 32, 64, 64)  # EDIT ME: channels per level; one more level halves the size once more

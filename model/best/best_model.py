@@ -6,6 +6,8 @@ from model.submodules import ContextBlock, Decoder, Encoder, ResBlock
 
 
 class BestModel(nn.Module):
+    task = 'seg'  # a class score per pixel (task/task_entry.py)
+
     def __init__(self, args):
         super().__init__()
         widths = (32, 64, 128, 128)

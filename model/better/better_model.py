@@ -5,6 +5,8 @@ from model.submodules import Decoder, Encoder, ResBlock
 
 
 class BetterModel(nn.Module):
+    task = 'seg'  # a class score per pixel (task/task_entry.py)
+
     def __init__(self, args):
         super().__init__()
         widths = (24, 48, 96, 96)

@@ -5,6 +5,8 @@ import torch.nn as nn
 
 
 class SotaModel(nn.Module):
+    task = 'seg'  # a class score per pixel (task/task_entry.py)
+
     def __init__(self, args):
         super().__init__()
         # Imported here: torchvision takes about 2 s to import, which every other model would pay at start.

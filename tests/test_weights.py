@@ -10,8 +10,9 @@ from model.model_entry import select_model
 from tests.conftest import make_args
 from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from utils.errors import ConfigError
-from utils.torch_utils import get_device, load_match_dict, load_model_weights
+from utils.torch_utils import get_device
 from utils.viz import colorize, make_panel
+from utils.weights import load_match_dict, load_model_weights
 
 
 def small(out=3):

@@ -1,0 +1,48 @@
+"""Image classification: a batch is (images, class indices), the model gives a score per class."""
+import os
+
+import torch
+
+from data.augment import denormalize
+from data.make_shapes_cls import CLS_CLASS_NAMES, CLS_DEMO_DIR
+from loss import select_loss
+from metrics import ClsMetrics
+from utils.viz import class_picture
+
+
+class ClsTask:
+    # The flags that go with the task, used where the command line does not give them.
+    defaults = {'model_type': 'cls_base', 'data_type': 'cls_list',
+                'train_list': os.path.join(CLS_DEMO_DIR, 'train.txt'),
+                'val_list': os.path.join(CLS_DEMO_DIR, 'val.txt'),
+                'class_names': list(CLS_CLASS_NAMES), 'ignore_index': -100,
+                'monitor': 'val/top1', 'monitor_mode': 'max'}
+
+    def __init__(self, args, device):
+        self.args, self.device = args, device
+        self.criterion = select_loss(args)  # cross-entropy takes (B, C) logits as well
+        self.memory_format = torch.channels_last if args.channels_last else torch.preserve_format
+
+    def forward(self, model, data):
+        """(input, prediction, target) of a batch as the dataset gives it: on the device, through
+        the model. The Trainer and Evaluator call it under --amp's autocast."""
+        img, label = data  # (B, 3, H, W) float, (B,) int64
+        img = img.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        label = label.to(self.device, non_blocking=True)
+        pred = model(img)  # (B, num_classes) logits
+        return img, pred, label
+
+    def loss(self, pred, label):
+        return self.criterion(pred, label)
+
+    def make_metrics(self):
+        return ClsMetrics(self.args.class_names, self.args.ignore_index)
+
+    def picture(self, img, pred, label):
+        """One sample as an (H, W, 3) uint8 RGB picture: the input, captioned with the predicted
+        class and its probability, and the true class."""
+        prob = pred.float().softmax(0)
+        names = self.args.class_names
+        guess = int(prob.argmax())
+        truth = names[label] if 0 <= label < len(names) else 'ignored'
+        return class_picture(denormalize(img), f'{names[guess]} {prob[guess]:.2f}', truth)

@@ -1,0 +1,18 @@
+"""Picks the task named by --task. A task is what a new kind of problem changes: how a batch is
+unpacked and fed to the model, the loss, the metrics, the pictures, and the flags that go with
+them. The Trainer (train.py) and the Evaluator (eval.py) call it and never change.
+Add a task: write task/<name>.py with a class like SegTask, then add one line to type2task."""
+from task.cls import ClsTask
+from task.seg import SegTask
+from utils.errors import ConfigError
+
+type2task = {  # --task name -> task class; only the chosen one is built. EDIT ME: add yours
+    'seg': SegTask,
+    'cls': ClsTask,
+}
+
+
+def select_task(args, device):
+    if args.task not in type2task:
+        raise ConfigError(f'unknown --task {args.task!r}; choose one of {", ".join(type2task)}')
+    return type2task[args.task](args, device)
