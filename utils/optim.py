@@ -1,6 +1,7 @@
-"""What the Trainer updates the weights with: the optimizer (--optimizer), the learning rate schedule (--scheduler,
---warmup_epochs), the mixed precision type (--amp, --amp_dtype) and an exponential moving average of the weights
-(--ema). EDIT ME: add an optimizer to build_optimizer, or a schedule to LRSchedule.factor."""
+"""What the Trainer updates the weights with: the optimizer (--optimizer), the learning rate
+schedule (--scheduler, --warmup_epochs), the mixed precision type (--amp, --amp_dtype) and an
+exponential moving average of the weights (--ema). Another optimizer goes into build_optimizer
+(and the --optimizer choices), another schedule into LRSchedule.factor."""
 import copy
 import math
 
