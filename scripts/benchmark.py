@@ -19,7 +19,7 @@ import train  # noqa: E402
 from data.data_entry import select_train_loader  # noqa: E402
 from loss import select_loss  # noqa: E402
 from model.model_entry import select_model  # noqa: E402
-from options import make_parser, parse_train_args, prepare_train_args  # noqa: E402
+from options import make_parser, parse_train_args, prepare_train_args, task_defaults  # noqa: E402
 from utils.torch_utils import get_device, set_seed  # noqa: E402
 
 # The flags whose default the raw loop matches; others (e.g. --model_type, --batch_size, --lr) apply to both loops.
@@ -51,9 +51,14 @@ def trainer_epoch(argv):
     return seconds, trainer.raw_model.state_dict(), peak_mib(trainer.device)
 
 
+def train_args(argv):
+    """train.py's args for `argv`, with the defaults that --task decides filled in."""
+    return task_defaults(parse_train_args(make_parser('')).parse_args(argv), is_train=True)
+
+
 def raw_epoch(argv):
     """What a researcher would write by hand: the same loader, model, loss and Adam, nothing else."""
-    args = parse_train_args(make_parser('')).parse_args(argv)
+    args = train_args(argv)
     set_seed(args.seed)  # the Trainer seeds, builds its loaders (no random draw), then the model: the same weights
     device = get_device(args)
     loader = select_train_loader(args)
@@ -77,7 +82,7 @@ def raw_epoch(argv):
 
 def loader_rate(argv, data_type):
     """Images per second of the training loader alone (one epoch), and the seconds its dataset took to build."""
-    args = parse_train_args(make_parser('')).parse_args(argv + ['--data_type', data_type])
+    args = train_args(argv + ['--data_type', data_type])
     build, loader = timed(torch.device('cpu'), lambda: select_train_loader(args))
     loader.sampler.set_epoch(1)
     seconds, n = timed(torch.device('cpu'), lambda: sum(img.shape[0] for img, _ in loader))
@@ -112,12 +117,12 @@ def compare_loops(argv, pairs):
 
 def measure(argv, pairs):
     """Every figure of the table, for the train.py flags `argv`."""
-    args = parse_train_args(make_parser('')).parse_args(argv)
+    args = train_args(argv)
     loops = compare_loops(argv, pairs)
     samples = len(select_train_loader(args).sampler)  # an epoch's (--limit_train_batches may shorten it)
     rates = {}
     for _ in range(3):  # alternated, medians kept
-        for kind in ('list', 'mem_list'):
+        for kind in (args.data_type,) + (('mem_list',) if args.data_type == 'list' else ()):
             rates.setdefault(kind, []).append(loader_rate(argv, kind))
     loader = {kind: {'img_per_s': statistics.median(r[0] for r in v), 'build_s': statistics.median(r[1] for r in v)}
               for kind, v in rates.items()}
@@ -128,8 +133,9 @@ def measure(argv, pairs):
             gpu[name] = {'s_per_epoch': statistics.median(s[0] for s in seconds), 'peak_mib': seconds[-1][2]}
     machine = {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
                'torch': torch.__version__, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    return {'machine': machine, 'model_type': args.model_type, 'samples': samples, 'batch_size': args.batch_size,
-            'num_workers': args.num_workers, **loops, 'train_img_per_s': samples / loops['raw_s']['median'],
+    return {'machine': machine, 'task': args.task, 'model_type': args.model_type,
+            'samples': samples, 'batch_size': args.batch_size, 'num_workers': args.num_workers,
+            **loops, 'train_img_per_s': samples / loops['raw_s']['median'],
             'loader': loader, 'gpu': gpu}
 
 
@@ -138,7 +144,7 @@ def main():
     parser.add_argument('--pairs', type=int, default=7, help='alternating Trainer / raw loop epoch pairs')
     parser.add_argument('--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON')
     own, argv = parser.parse_known_args()
-    args = parse_train_args(make_parser('')).parse_args(argv)
+    args = train_args(argv)
     changed = [k for k in RAW_LOOP_DEFAULTS if getattr(args, k) != RAW_LOOP_DEFAULTS[k]]
     if changed:  # the raw loop would compute something else, and the comparison would mean nothing
         parser.error(f'the raw loop is plain Adam in fp32: leave out --{", --".join(changed)}')
@@ -153,9 +159,9 @@ def main():
 
 def print_table(f):
     m = f['machine']
-    print(f"\n{f['model_type']} model, {f['samples']} samples an epoch, batch {f['batch_size']}, --num_workers "
-          f"{f['num_workers']}; {m['gpu'] or m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
-          f"torch {m['torch']}")
+    print(f"\n--task {f['task']}, {f['model_type']} model, {f['samples']} samples an epoch, "
+          f"batch {f['batch_size']}, --num_workers {f['num_workers']}; {m['gpu'] or m['cpu']}, "
+          f"{m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}")
     rows = [('', 's/epoch', 'img/s', 'note')]
     for kind in ('raw', 'trainer'):
         s = f[f'{kind}_s']
