@@ -41,7 +41,7 @@ def parse_common_args(parser):
                        help=f'one name per class, for the per-class metrics ({BY_TASK})')
     group.add_argument('--ignore_index', type=int,
                        help=f'the label value that no loss or metric counts ({BY_TASK})')
-    group.add_argument('--loss', default='ce', choices=list(type2loss), help='see loss.py')
+    group.add_argument('--loss', choices=list(type2loss), help=f'see loss.py ({BY_TASK})')
     group.add_argument('--val_list',
                        help='the validation list in training, the list to evaluate in eval.py '
                             f'({BY_TASK})')
@@ -197,7 +197,7 @@ def parse_test_args(parser):
 def task_defaults(args, is_train):
     """Fills in the flags that --task decides and the command line left out (None)."""
     defaults = type2task[args.task].defaults
-    names = ('model_type', 'data_type', 'val_list', 'ignore_index')
+    names = ('model_type', 'data_type', 'val_list', 'ignore_index', 'loss')
     names += ('train_list', 'monitor', 'monitor_mode') if is_train else ()
     for name in names:
         if getattr(args, name) is None:
@@ -277,7 +277,7 @@ def result_folder(argv, args, read):
         if getattr(args, name) is None and name in saved:
             setattr(args, name, saved[name])
     common = parse_common_args(argparse.ArgumentParser())
-    for name in ('task', 'loss') + RUN_ARGS:  # a bare state dict has no args: the defaults
+    for name in ('task',) + RUN_ARGS:  # a bare state dict has no args: the defaults
         if getattr(args, name) is None:
             setattr(args, name, common.get_default(name))
     task_defaults(args, is_train=False)

@@ -12,7 +12,7 @@ from utils.viz import class_picture
 
 class ClsTask:
     # The flags that go with the task, used where the command line does not give them.
-    defaults = {'model_type': 'cls_base', 'data_type': 'cls_list',
+    defaults = {'model_type': 'cls_base', 'data_type': 'cls_list', 'loss': 'ce',
                 'train_list': os.path.join(CLS_DEMO_DIR, 'train.txt'),
                 'val_list': os.path.join(CLS_DEMO_DIR, 'val.txt'),
                 'class_names': list(CLS_CLASS_NAMES), 'ignore_index': -100,

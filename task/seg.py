@@ -13,7 +13,7 @@ from utils.viz import make_panel
 
 class SegTask:
     # The flags that go with the task, used where the command line does not give them.
-    defaults = {'model_type': 'base', 'data_type': 'list',
+    defaults = {'model_type': 'base', 'data_type': 'list', 'loss': 'ce',
                 'train_list': os.path.join(DEMO_DIR, 'train.txt'),
                 'val_list': os.path.join(DEMO_DIR, 'val.txt'),
                 'class_names': list(CLASS_NAMES), 'ignore_index': 255,

@@ -1,7 +1,14 @@
 """Picks the task named by --task. A task is what a new kind of problem changes: how a batch is
 unpacked and fed to the model, the loss, the metrics, the pictures, and the flags that go with
 them. The Trainer (train.py) and the Evaluator (eval.py) call it and never change.
-Add a task: write task/<name>.py with a class like SegTask, then add one line to type2task."""
+Add a task: write task/<name>.py with a class like SegTask, then add one line to type2task.
+A task class has:
+  defaults       {flag: value} for the flags --task decides (see SegTask's keys)
+  __init__(args, device)  and sets self.memory_format (--channels_last), used for the model too
+  forward(model, data) -> (input, prediction, target), all on the device
+  loss(prediction, target) -> a scalar tensor
+  make_metrics() -> a metric (metrics.py says what one is)
+  picture(input, prediction, target) of one sample -> (H, W, 3) uint8 RGB"""
 from task.cls import ClsTask
 from task.seg import SegTask
 from utils.errors import ConfigError
