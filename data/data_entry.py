@@ -3,6 +3,7 @@ Add a dataset: write data/<name>.py with a Dataset class taking (args, is_train)
 import torch
 from torch.utils.data import DataLoader
 
+from data.cls_list_dataset import ClsListDataset
 from data.list_dataset import ListDataset
 from data.make_shapes import ensure_demo_data
 from data.mem_list_dataset import MemListDataset
@@ -13,6 +14,7 @@ from utils.stop import ignore_stop_signals
 type2data = {  # --data_type name -> Dataset class; only the chosen one is built. EDIT ME: add yours
     'list': ListDataset,
     'mem_list': MemListDataset,
+    'cls_list': ClsListDataset,
 }
 
 

@@ -1,6 +1,7 @@
-"""Writes the demo dataset: RGB images of circles, rectangles and triangles on noisy backgrounds, their label
-PNGs (class index per pixel) and train.txt / val.txt lists; the same seed gives the same files.
-Run: python -m data.make_shapes --out demo_data/shapes   (train.py calls it on first use of the default lists)
+"""Writes the demo dataset: RGB images of circles, rectangles and triangles on noisy backgrounds,
+their label PNGs (class index per pixel) and train.txt / val.txt lists; the same seed gives the same
+files. Run: python -m data.make_shapes --out demo_data/shapes   (train.py calls it on first use of
+the default lists; ensure_demo_data also makes the classification demo of data/make_shapes_cls.py)
 """
 import argparse
 import os
@@ -28,11 +29,32 @@ def draw_shape(mask, cls, center, r, rng):
     cv2.fillPoly(mask, [np.round(corners).astype(np.int32)], cls)
 
 
-def make_sample(rng, size):
-    """One (image (H, W, 3) RGB uint8, label (H, W) uint8) pair with 1 to 3 shapes that do not touch."""
+def background(rng, size):
+    """A (size, size, 3) float RGB image of one random colour under a soft gradient, and the
+    colour."""
     bg = rng.uniform(0, 255, 3)
-    ramp = np.linspace(-1, 1, size)[None, :, None] * rng.uniform(-40, 40, 3)  # a soft colour gradient
-    img = np.broadcast_to(bg + ramp, (size, size, 3)).copy()
+    ramp = np.linspace(-1, 1, size)[None, :, None] * rng.uniform(-40, 40, 3)  # (1, size, 1) * (3,)
+    return np.broadcast_to(bg + ramp, (size, size, 3)).copy(), bg
+
+
+def visible_colour(rng, bg, contrast=150):
+    """A random RGB colour that differs from `bg` by `contrast` at least (sum over R, G, B)."""
+    colour = rng.uniform(0, 255, 3)
+    while np.abs(colour - bg).sum() < contrast:
+        colour = rng.uniform(0, 255, 3)
+    return colour
+
+
+def noisy(img, rng, sigma=12):
+    """`img` with Gaussian noise of std `sigma` added, as uint8."""
+    img = img + rng.normal(0, sigma, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_sample(rng, size):
+    """One (image (H, W, 3) RGB uint8, label (H, W) uint8) pair with 1 to 3 shapes that do not
+    touch."""
+    img, bg = background(rng, size)
     label = np.zeros((size, size), np.uint8)
     for _ in range(rng.integers(1, 4)):
         for _attempt in range(20):  # re-draw a shape that would touch another
@@ -44,19 +66,16 @@ def make_sample(rng, size):
                 break
         else:
             continue
-        colour = rng.uniform(0, 255, 3)
-        while np.abs(colour - bg).sum() < 150:  # keep every shape visible against its background
-            colour = rng.uniform(0, 255, 3)
-        img[shape > 0] = colour
+        img[shape > 0] = visible_colour(rng, bg)
         label = np.maximum(label, shape)
-    img += rng.normal(0, 12, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8), label
+    return noisy(img, rng), label
 
 
 def write_split(out_dir, split, n, size, seed):
     lines = []
     split_id = ('train', 'val').index(split)
-    for i in range(n):  # each sample from its own (seed, split, index) stream: any n gives the same first samples
+    # each sample from its own (seed, split, index) stream: any n gives the same first samples
+    for i in range(n):
         img, label = make_sample(np.random.default_rng([seed, split_id, i]), size)
         name = f'{split}_{i:04d}.png'
         cv2.imwrite(os.path.join(out_dir, 'images', name), img[:, :, ::-1])  # cv2 writes BGR
@@ -67,17 +86,27 @@ def write_split(out_dir, split, n, size, seed):
 
 
 def make_shapes(out_dir, n_train=800, n_val=200, size=48, seed=0):
-    """Writes the dataset into `out_dir`, which must not exist. It is built in a temporary folder and renamed
-    into place, so a crash never leaves a half-written dataset; returns False when another process finished
-    the same dataset first (its copy is kept)."""
-    if os.path.exists(out_dir):
-        raise FileExistsError(f'{out_dir} exists; delete it to make the dataset again')
-    tmp = f'{out_dir}.tmp-{uuid.uuid4().hex[:8]}'  # os.makedirs, unlike tempfile, leaves it readable to others
-    try:
+    """Writes the dataset into `out_dir`, which must not exist (see build_atomically)."""
+    def write(tmp):
         for sub in ('images', 'labels'):
             os.makedirs(os.path.join(tmp, sub))
         write_split(tmp, 'train', n_train, size, seed)
         write_split(tmp, 'val', n_val, size, seed)
+
+    return build_atomically(out_dir, write)
+
+
+def build_atomically(out_dir, write):
+    """Calls write(folder) on a new temporary folder, then renames it to `out_dir`, which must not
+    exist, so a crash never leaves a half-written dataset; returns False when another process
+    finished the same dataset first (its copy is kept). Every demo writes a val.txt."""
+    if os.path.exists(out_dir):
+        raise FileExistsError(f'{out_dir} exists; delete it to make the dataset again')
+    # os.makedirs, unlike tempfile, leaves it readable to others
+    tmp = f'{out_dir}.tmp-{uuid.uuid4().hex[:8]}'
+    try:
+        os.makedirs(tmp)
+        write(tmp)
         os.rename(tmp, out_dir)
         return True
     except OSError:
@@ -89,14 +118,17 @@ def make_shapes(out_dir, n_train=800, n_val=200, size=48, seed=0):
 
 
 def ensure_demo_data(list_path):
-    """Makes the demo dataset when `list_path` is one of its lists and it does not exist yet."""
-    in_demo = os.path.dirname(os.path.abspath(list_path)) == os.path.abspath(DEMO_DIR)
-    if in_demo and not os.path.exists(DEMO_DIR):
-        print(f'Making the demo dataset in {DEMO_DIR}/ (once)')
-        try:
-            make_shapes(DEMO_DIR)
-        except FileExistsError:  # another process made it since the check above
-            pass
+    """Makes a demo dataset when `list_path` is one of its lists and it does not exist yet: the
+    segmentation demo in DEMO_DIR, the classification demo in CLS_DEMO_DIR."""
+    from data.make_shapes_cls import CLS_DEMO_DIR, make_shapes_cls  # here: it imports this module
+    for demo_dir, make in ((DEMO_DIR, make_shapes), (CLS_DEMO_DIR, make_shapes_cls)):
+        in_demo = os.path.dirname(os.path.abspath(list_path)) == os.path.abspath(demo_dir)
+        if in_demo and not os.path.exists(demo_dir):
+            print(f'Making the demo dataset in {demo_dir}/ (once)')
+            try:
+                make(demo_dir)
+            except FileExistsError:  # another process made it since the check above
+                pass
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from data.make_shapes import make_shapes
+from data.make_shapes_cls import make_shapes_cls
 from options import RUN_ARGS, parse_test_args, parse_train_args, task_defaults
 
 
@@ -13,6 +14,14 @@ def shapes(tmp_path_factory):
     """12 training and 6 validation 32x32 samples of the demo task, written once per test session."""
     root = tmp_path_factory.mktemp('data') / 'shapes'
     make_shapes(str(root), n_train=12, n_val=6, size=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def shapes_cls(tmp_path_factory):
+    """12 training and 6 validation 32x32 images of the classification demo, written once."""
+    root = tmp_path_factory.mktemp('data') / 'shapes_cls'
+    make_shapes_cls(str(root), n_train=12, n_val=6, size=32, seed=0)
     return root
 
 

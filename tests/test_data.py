@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from data.augment import to_tensor
+from data.cls_list_dataset import ClsListDataset
 from data.data_entry import get_dataset_by_type, make_loader, select_eval_loader, select_train_loader, type2data
 from data.make_shapes import CLASS_NAMES, make_shapes
 from data.sampler import EpochIndex, EpochSampler, ShardSampler
@@ -21,14 +22,26 @@ def args_for(shapes, **kw):
     return make_args(train_list=str(shapes / 'train.txt'), val_list=str(shapes / 'val.txt'), **kw)
 
 
+def is_cls(data_type):
+    return issubclass(type2data[data_type], ClsListDataset)
+
+
+def data_args(shapes, shapes_cls, data_type):
+    """Flags for `data_type` on the tiny demo of its task: a cls dataset reads a cls list."""
+    if is_cls(data_type):
+        return args_for(shapes_cls, data_type=data_type, task='cls')
+    return args_for(shapes, data_type=data_type)
+
+
 @pytest.mark.parametrize('data_type', list(type2data))
-def test_dataset_items(shapes, data_type):
+def test_dataset_items(shapes, shapes_cls, data_type):
     for is_train in (True, False):
-        ds = get_dataset_by_type(args_for(shapes, data_type=data_type), is_train)
+        ds = get_dataset_by_type(data_args(shapes, shapes_cls, data_type), is_train)
         assert len(ds) > 0
         img, label = ds[len(ds) - 1]
         assert img.dtype == torch.float32 and img.dim() == 3
-        assert label.dtype == torch.int64 and label.shape == img.shape[1:]  # a class index per pixel
+        per_sample = () if is_cls(data_type) else img.shape[1:]  # a class per image, or per pixel
+        assert label.dtype == torch.int64 and label.shape == per_sample
 
 
 def epoch_items(ds, epoch):
@@ -37,8 +50,8 @@ def epoch_items(ds, epoch):
 
 
 @pytest.mark.parametrize('data_type', list(type2data))
-def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, data_type):
-    ds = get_dataset_by_type(args_for(shapes, data_type=data_type), True)
+def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, shapes_cls, data_type):
+    ds = get_dataset_by_type(data_args(shapes, shapes_cls, data_type), True)
     epochs = [epoch_items(ds, epoch) for epoch in range(6)]
     assert torch.equal(epoch_items(ds, 3), epochs[3])  # repeatable
     assert any(not torch.equal(epochs[0], e) for e in epochs[1:])  # but varies between epochs
