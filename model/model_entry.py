@@ -5,6 +5,7 @@ import torch.nn as nn
 from model.base import BaseModel
 from model.best import BestModel
 from model.better import BetterModel
+from model.cls_base import ClsBaseModel
 from model.sota import SotaModel
 from utils.dist import is_distributed, wrap_ddp
 from utils.errors import ConfigError
@@ -14,6 +15,7 @@ type2model = {  # --model_type name -> nn.Module class; only the chosen one is b
     'better': BetterModel,
     'best': BestModel,
     'sota': SotaModel,
+    'cls_base': ClsBaseModel,
 }
 
 

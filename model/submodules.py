@@ -1,5 +1,6 @@
-"""Building blocks shared by the model variants: conv-bn-relu, residual blocks, a U-Net encoder and decoder,
-and a multi-dilation context block. Reuse them in your own model/<name>/ package."""
+"""Building blocks shared by the model variants: conv-bn-relu, residual blocks, a U-Net encoder and
+decoder, a multi-dilation context block, and global pooling for classifiers. Reuse them in your own
+model/<name>/ package."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -80,3 +81,11 @@ class ContextBlock(nn.Module):
     def forward(self, x):
         pooled = self.pool(x).expand_as(x)
         return self.fuse(torch.cat([b(x) for b in self.branches] + [pooled], dim=1))
+
+
+class ConcatPool(nn.Module):
+    """Global average and max pooling side by side (fastai's AdaptiveConcatPool2d): (B, C, H, W) ->
+    (B, 2C) for any H, W. The max says whether a feature (a corner, a curve) is anywhere at all."""
+
+    def forward(self, x):
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
