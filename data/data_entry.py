@@ -1,5 +1,7 @@
 """Picks the dataset named by --data_type and wraps it in a DataLoader.
-Add a dataset: write data/<name>.py with a Dataset class taking (args, is_train), then add one line to type2data."""
+Add a dataset: write data/<name>.py with a Dataset class taking (args, is_train) and a static
+check_inputs(args, is_train) that checks its files before a run starts (see ListDataset), then
+add one line to type2data."""
 import torch
 from torch.utils.data import DataLoader
 

@@ -10,6 +10,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from data.augment import augment, to_tensor
+from data.make_shapes import ensure_demo_data
 from utils.errors import ConfigError
 
 LINE = '`image_path label_path`'  # what a line of this dataset's list holds, as messages show it
@@ -93,6 +94,13 @@ def decode(path, where, flags):
 
 
 class ListDataset(Dataset):
+    @staticmethod
+    def check_inputs(args, is_train):
+        """Reads the list files before a run starts (the demo's are made on first use)."""
+        for path in ([args.train_list] if is_train else []) + [args.val_list]:
+            ensure_demo_data(path)
+            read_list(path)
+
     def __init__(self, args, is_train):
         self.list_path = args.train_list if is_train else args.val_list
         self.samples = read_list(self.list_path)

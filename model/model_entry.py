@@ -1,5 +1,6 @@
 """Builds the model named by --model_type, and spreads it over several GPUs when --gpus lists more than one.
-Add a model: create model/<name>/ with an nn.Module whose __init__ takes args, then add one line to type2model."""
+Add a model: create model/<name>/ with an nn.Module whose __init__ takes args and whose class
+attribute `task` names the task it serves ('seg', 'cls'), then add one line to type2model."""
 import torch.nn as nn
 
 from model.base import BaseModel

@@ -40,7 +40,7 @@ def make_args(is_train=True, **overrides):
     for k, v in overrides.items():
         assert hasattr(args, k), f'{k} is not a declared flag'
         setattr(args, k, v)
-    for name in ('task', 'loss') + RUN_ARGS:  # eval.py takes these from the checkpoint
+    for name in ('task',) + RUN_ARGS:  # eval.py takes these from the checkpoint
         if getattr(args, name) is None:
             setattr(args, name, parse_train_args(argparse.ArgumentParser()).get_default(name))
     return task_defaults(args, is_train)
