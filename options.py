@@ -253,6 +253,7 @@ def apply_debug_flags(args):
         args.val_list = args.train_list  # validate on the samples it overfits
     if args.fast_dev_run and not args.resume:  # a temporary run folder, made once checks pass
         args.epochs = args.limit_train_batches = args.limit_val_batches = 1
+        args.warmup_epochs = 0  # within its one epoch (a cosine schedule needs one after it)
         args.model_dir = ''
 
 
