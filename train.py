@@ -43,21 +43,7 @@ class Trainer:
         self.train_loader = select_train_loader(args)
         self.val_loader = select_eval_loader(args)
         self.steps_per_epoch = len(self.train_loader)
-        # unwrapped: what checkpoints hold, with no `module.` prefix
-        self.raw_model = select_model(args)
-        # --resume goes on from the run's last.pth, if it wrote one; else start from the weights
-        # of --load_model_path (strict, or partial with --load_not_strict), or from scratch
-        ckpt = load_last(args.resume) if args.resume else None
-        if args.load_model_path and not args.resume:
-            load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict,
-                               args.model_dir)
-        self.raw_model.to(self.device, memory_format=self.task.memory_format)
-        write_model_summary(self.raw_model, args.model_dir)
-        self.ema = ModelEMA(self.raw_model, args.ema) if args.ema else None
-        model = torch.compile(self.raw_model) if args.compile else self.raw_model
-        self.model = equip_multi_gpu(model, args)
-        # what is validated and decides best.pth
-        self.eval_model = self.ema.module if self.ema else self.model
+        self.build_model()
         self.optimizer = build_optimizer(self.raw_model, args)
         self.schedule = LRSchedule(self.optimizer, args, self.steps_per_epoch)
         self.amp_dtype = amp_dtype(args, self.device)  # None without --amp
@@ -68,12 +54,39 @@ class Trainer:
         check_monitor(args.monitor, self.metrics['val'])
         # the first step with a non-finite loss, kept on the device (see check_loss)
         self.bad_loss_step = torch.tensor(-1, device=self.device)
+        self.start_state()
+        self.status = RunStatus(args)
+        self.stop = StopSignals()
+        self.profiler = make_profiler(args, self.steps_per_epoch)
+
+    def build_model(self):
+        """The model, from scratch or from --load_model_path (strict, or partial with
+        --load_not_strict), its EMA, and what trains it (compiled, wrapped for several GPUs)."""
+        args = self.args
+        # unwrapped: what checkpoints hold, with no `module.` prefix
+        self.raw_model = select_model(args)
+        if args.load_model_path and not args.resume:  # --resume loads its last.pth instead
+            load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict,
+                               args.model_dir)
+        self.raw_model.to(self.device, memory_format=self.task.memory_format)
+        write_model_summary(self.raw_model, args.model_dir)
+        self.ema = ModelEMA(self.raw_model, args.ema) if args.ema else None
+        model = torch.compile(self.raw_model) if args.compile else self.raw_model
+        self.model = equip_multi_gpu(model, args)
+        # what is validated and decides best.pth
+        self.eval_model = self.ema.module if self.ema else self.model
+
+    def start_state(self):
+        """What a checkpoint holds, and the Logger; with --resume, put back where the run's
+        last.pth left off (a run that wrote none starts afresh in its folder)."""
+        args = self.args
+        ckpt = load_last(args.resume) if args.resume else None
         self.progress = Progress()
         self.rng = RandomState(self.train_loader.generator)
         # purge_step: curves that a killed run wrote after its last.pth are dropped
         purge = ckpt['epoch'] + 1 if ckpt else 1 if args.resume else None
         self.logger = Logger(args, purge_step=purge)
-        # What a checkpoint holds: each part by its state_dict() (utils/train_state.py)
+        # Each part by its state_dict(): saved and restored by utils/train_state.py
         self.state = {'model': self.raw_model, 'optimizer': self.optimizer,
                       'schedule': self.schedule, 'scaler': self.scaler, 'ema': self.ema,
                       'progress': self.progress, 'rng': self.rng,
@@ -87,9 +100,6 @@ class Trainer:
         elif args.resume:
             log.info('The run stopped before its first checkpoint: training it again from '
                      'epoch 1')
-        self.status = RunStatus(args)
-        self.stop = StopSignals()
-        self.profiler = make_profiler(args, self.steps_per_epoch)
 
     def train(self):
         """The epochs after progress.epoch, up to --epochs. SIGTERM or Ctrl-C: saves a resumable
