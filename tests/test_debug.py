@@ -124,6 +124,15 @@ def test_fast_dev_run_runs_one_step_of_each_in_a_temporary_folder_then_removes_i
     assert os.listdir(tmp_path) in ([], ['checkpoints'])
 
 
+def test_fast_dev_run_checks_a_run_with_warmup_and_a_cosine_schedule(train_argv, monkeypatch):
+    # scripts/demo.sh's flags: --fast_dev_run's one epoch must not be all warmup (cosine / 0)
+    made = spy_mkdtemp(monkeypatch)
+    steps = spy_steps(monkeypatch)
+    flags = ['--fast_dev_run', '--scheduler', 'cosine', '--warmup_epochs', '1']
+    assert train.main(train_argv + flags) is None
+    assert steps == ['train', 'val'] and not os.path.exists(made[0])
+
+
 def test_fast_dev_run_refuses_resume(train_argv, tmp_path, monkeypatch):
     run = options.prepare_train_args(train_argv)  # a run folder (args.json) that stopped before its first epoch
     before = sorted(os.listdir(run.model_dir))
