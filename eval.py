@@ -79,6 +79,8 @@ class Evaluator:
     def write_result(self, scores):
         args = self.args
         lines = [f'{name}: {value:.4f}' for name, value in scores.items()]
+        # the sums the scores come from (the demos: the confusion matrix, rows = true class)
+        lines += [f'{name}: {total.tolist()}' for name, total in self.metrics.sums.items()]
         lines += [f'checkpoint: {args.load_model_path}',
                   f'checkpoint_sha256: {args.checkpoint_sha256}',
                   f'task: {args.task}', f'model_type: {args.model_type}',
@@ -118,8 +120,12 @@ class Evaluator:
 
 
 def stop_at_once(signum, frame):
-    """SIGTERM: an evaluation has nothing to save, so it stops at once, and main removes its result folder."""
-    print(f'{signal.Signals(signum).name}: evaluation stopped; a result cut short is no result', file=sys.stderr)
+    """SIGTERM: an evaluation has nothing to save, so it stops at once, and main removes its
+    result folder."""
+    print(
+        f'{signal.Signals(signum).name}: evaluation stopped; a result cut short is no result',
+        file=sys.stderr,
+    )
     raise SystemExit(128 + signum)
 
 
