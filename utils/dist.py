@@ -1,6 +1,6 @@
-"""torch.distributed under torchrun: one process per GPU (NCCL) or per CPU worker (gloo), launched by
-`torchrun --nproc_per_node N train.py ...`. Without torchrun every function here acts for one process alone,
-so the Trainer calls them unconditionally."""
+"""torch.distributed under torchrun: one process per GPU (NCCL) or per CPU worker (gloo),
+launched by `torchrun --nproc_per_node N train.py ...`. Without torchrun every function here acts
+for one process alone, so the Trainer calls them unconditionally."""
 import datetime
 import inspect
 import os
@@ -36,33 +36,38 @@ def local_rank():
 
 
 def init_distributed(args):
-    """Joins the process group that torchrun describes in the environment (WORLD_SIZE, RANK, MASTER_ADDR, ...).
-    A collective that waits longer than --dist_timeout seconds raises instead of hanging forever."""
+    """Joins the process group that torchrun describes in the environment (WORLD_SIZE, RANK,
+    MASTER_ADDR, ...). A collective that waits longer than --dist_timeout seconds raises instead
+    of hanging forever."""
     if int(os.environ.get('WORLD_SIZE', 1)) <= 1 or is_distributed():
         if args.sync_bn and not is_distributed():
-            warnings.warn('--sync_bn has no effect in one process: it shares BatchNorm statistics between the '
-                          'processes that torchrun starts', stacklevel=2)
+            warnings.warn('--sync_bn has no effect in one process: it shares BatchNorm '
+                          'statistics between the processes that torchrun starts', stacklevel=2)
         return
     if args.dist_timeout <= 0:
         raise ConfigError(f'--dist_timeout must be positive, got {args.dist_timeout}')
     if args.gpus:
-        raise ConfigError('--gpus (DataParallel in one process) and torchrun (one process per GPU) do not mix: '
-                          'leave out --gpus under torchrun (each process takes the GPU of its LOCAL_RANK)')
+        raise ConfigError('--gpus (DataParallel in one process) and torchrun (one process per '
+                          'GPU) do not mix: leave out --gpus under torchrun (each process takes '
+                          'the GPU of its LOCAL_RANK)')
     device = None
     if torch.cuda.is_available():
         if local_rank() >= torch.cuda.device_count():
             raise ConfigError(f'torchrun started process {local_rank()} on a machine with '
-                              f'{torch.cuda.device_count()} GPUs: pass --nproc_per_node {torch.cuda.device_count()}')
+                              f'{torch.cuda.device_count()} GPUs: pass --nproc_per_node '
+                              f'{torch.cuda.device_count()}')
         device = torch.device('cuda', local_rank())
         torch.cuda.set_device(device)
-    dist.init_process_group('nccl' if device else 'gloo', timeout=datetime.timedelta(seconds=args.dist_timeout),
+    dist.init_process_group('nccl' if device else 'gloo',
+                            timeout=datetime.timedelta(seconds=args.dist_timeout),
                             device_id=device)  # NCCL binds the process to its GPU at once
 
 
 def close_distributed(model_holder=None, wait=True):
-    """Leaves the process group (once; a no-op without one). The DDP module (`model_holder.model`) is released and
-    the processes meet at a barrier first: with gloo, a process whose group is destroyed under a live DDP module,
-    or before its peers are done, can abort at exit. After a failure, wait=False: a peer may be gone."""
+    """Leaves the process group (once; a no-op without one). The DDP module
+    (`model_holder.model`) is released and the processes meet at a barrier first: with gloo, a
+    process whose group is destroyed under a live DDP module, or before its peers are done, can
+    abort at exit. After a failure, wait=False: a peer may be gone."""
     if model_holder is not None:
         model_holder.model = None
     if is_distributed():
@@ -72,10 +77,11 @@ def close_distributed(model_holder=None, wait=True):
 
 
 def convert_sync_bn(model):
-    """--sync_bn: BatchNorm layers become SyncBatchNorm, in place (same parameters, buffers and state dict keys),
-    so that a reference to the unwrapped model stays valid."""
+    """--sync_bn: BatchNorm layers become SyncBatchNorm, in place (same parameters, buffers and
+    state dict keys), so that a reference to the unwrapped model stays valid."""
     converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    assert converted is model, 'a model that is itself one BatchNorm layer cannot be converted in place'
+    assert converted is model, (
+        'a model that is itself one BatchNorm layer cannot be converted in place')
     return model
 
 
@@ -83,12 +89,13 @@ def wrap_ddp(model, args):
     """DistributedDataParallel: each backward averages the gradients over the processes."""
     if args.sync_bn:
         convert_sync_bn(model)
-    # No buffer sync in the forward pass (torch >= 2.13 names it forward_sync_buffers), so shards of unequal
-    # length cannot hang in validation; the Trainer gives every process rank 0's buffers before it validates
+    # No buffer sync in the forward pass (torch >= 2.13 names it forward_sync_buffers), so shards
+    # of unequal length cannot hang in validation; the Trainer gives every process rank 0's
+    # buffers before it validates
     names = inspect.signature(DistributedDataParallel).parameters
     no_sync = 'forward_sync_buffers' if 'forward_sync_buffers' in names else 'broadcast_buffers'
-    return DistributedDataParallel(model, device_ids=[local_rank()] if torch.cuda.is_available() else None,
-                                   **{no_sync: False})
+    device_ids = [local_rank()] if torch.cuda.is_available() else None
+    return DistributedDataParallel(model, device_ids=device_ids, **{no_sync: False})
 
 
 def broadcast_buffers(model):
@@ -99,7 +106,9 @@ def broadcast_buffers(model):
 
 def comm_device():
     """Where tensors must be for collectives: the process's GPU with NCCL, the CPU with gloo."""
-    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    if dist.get_backend() == 'nccl':
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
 
 
 def all_reduce(tensor, op='sum'):
@@ -121,8 +130,9 @@ def all_gather(obj):
 
 
 def on_main(fn):
-    """fn() run by rank 0 alone, its result given to every rank. A ConfigError on rank 0 is raised on every rank
-    (marked `from_main`, so that only rank 0 prints it), so no rank waits for one that has given up."""
+    """fn() run by rank 0 alone, its result given to every rank. A ConfigError on rank 0 is raised
+    on every rank (marked `from_main`, so that only rank 0 prints it), so no rank waits for one
+    that has given up."""
     if not is_distributed():
         return fn()
     box = [None]
@@ -130,7 +140,8 @@ def on_main(fn):
         try:
             box[0] = ('ok', fn())
         except BaseException as e:
-            box[0] = ('error', str(e) if isinstance(e, ConfigError) else f'rank 0 failed: {type(e).__name__}: {e}')
+            box[0] = ('error', str(e) if isinstance(e, ConfigError)
+                      else f'rank 0 failed: {type(e).__name__}: {e}')
             dist.broadcast_object_list(box, src=0)
             raise
     dist.broadcast_object_list(box, src=0)

@@ -1,5 +1,6 @@
-"""What a run was made from: the git commit (and uncommitted changes), the environment, and a hash of each
-source file that defines its model and data pipeline, so eval.py can say when that code has changed since."""
+"""What a run was made from: the git commit (and uncommitted changes), the environment, and a
+hash of each source file that defines its model and data pipeline, so eval.py can say when that
+code has changed since."""
 import hashlib
 import importlib.metadata
 import inspect
@@ -19,33 +20,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the projec
 
 
 def git(*argv, ok=(0,)):
-    """Output of `git <argv>` run in the project, or None when git or the checkout is missing (or the exit status
-    is not in `ok`). A list of arguments, never a shell string: nothing the user typed is ever run by a shell."""
+    """Output of `git <argv>` run in the project, or None when git or the checkout is missing (or
+    the exit status is not in `ok`). A list of arguments, never a shell string: nothing the user
+    typed is ever run by a shell."""
     try:
         out = subprocess.run(['git', '-C', ROOT, *argv], capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    # Bytes that are not UTF-8 (a log with a character split in two, a Latin-1 file) come back as the
-    # surrogate escapes that os.fsdecode uses: never an error, and written out again unchanged (write_run_info)
+    # Bytes that are not UTF-8 (a log with a character split in two, a Latin-1 file) come back as
+    # the surrogate escapes that os.fsdecode uses: never an error, and written out again
+    # unchanged (write_run_info)
     return out.stdout.decode(errors='surrogateescape') if out.returncode in ok else None
 
 
-UNTRACKED_SAVED = 50, 256 * 1024  # the patch carries at most this many untracked files, of at most this size
+# the patch carries at most this many untracked files, of at most this size
+UNTRACKED_SAVED = 50, 256 * 1024
 
 
 def git_info():
-    """{'commit', 'dirty', 'untracked', 'untracked_not_saved', 'diff'}; without a checkout, {'commit': None, 'note'}.
-    The diff holds the staged and unstaged changes to tracked files, and the untracked files as new ones (a new
-    model package is code too) except big ones or too many, likely data: those are only listed."""
+    """{'commit', 'dirty', 'untracked', 'untracked_not_saved', 'diff'}; without a checkout,
+    {'commit': None, 'note'}. The diff holds the staged and unstaged changes to tracked files, and
+    the untracked files as new ones (a new model package is code too) except big ones or too
+    many, likely data: those are only listed."""
     commit = git('rev-parse', 'HEAD')
     if commit is None:
-        return {'commit': None, 'note': f'{ROOT} is not a git checkout (or git is not installed): no commit recorded'}
+        note = f'{ROOT} is not a git checkout (or git is not installed): no commit recorded'
+        return {'commit': None, 'note': note}
     diff = git('diff', 'HEAD', '--binary') or ''
-    untracked = [f for f in (git('ls-files', '-z', '--others', '--exclude-standard') or '').split('\0') if f]
+    listed = git('ls-files', '-z', '--others', '--exclude-standard') or ''
+    untracked = [f for f in listed.split('\0') if f]
     count, size = UNTRACKED_SAVED
     path = {f: os.path.join(ROOT, f) for f in untracked}
-    saved = [f for f in untracked if os.path.isfile(path[f]) and os.path.getsize(path[f]) <= size][:count]
-    for f in saved:  # --no-index compares any two files; exit status 1 means they differ, as they do here
+    saved = [f for f in untracked
+             if os.path.isfile(path[f]) and os.path.getsize(path[f]) <= size][:count]
+    # --no-index compares any two files; exit status 1 means they differ, as they do here
+    for f in saved:
         diff += git('diff', '--no-index', '--binary', '--', os.devnull, f, ok=(0, 1)) or ''
     return {'commit': commit.strip(), 'dirty': bool(diff or untracked), 'untracked': untracked,
             'untracked_not_saved': [f for f in untracked if f not in saved], 'diff': diff}
@@ -71,9 +80,13 @@ def package_versions():
 
 def env_info():
     cuda = torch.cuda.is_available()
-    return {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
-            'cuda': torch.version.cuda, 'cudnn': torch.backends.cudnn.version() if cuda else None,
-            'gpus': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+    return {'python': sys.version.split()[0],
+            'platform': platform.platform(),
+            'torch': torch.__version__,
+            'cuda': torch.version.cuda,
+            'cudnn': torch.backends.cudnn.version() if cuda else None,
+            'gpus': ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+                     if cuda else []),
             'packages': package_versions()}
 
 
@@ -141,11 +154,13 @@ def provenance(classes):
 
 
 def write_run_info(folder, seed, classes):
-    """Writes run_info.json (commit, uncommitted state, environment, seed, source hashes) into `folder`, and
-    uncommitted.patch when tracked files have changes (`git apply` it on the commit to get the code back)."""
+    """Writes run_info.json (commit, uncommitted state, environment, seed, source hashes) into
+    `folder`, and uncommitted.patch when tracked files have changes (`git apply` it on the commit
+    to get the code back)."""
     info = git_info()
     diff = info.pop('diff', '')
-    if diff:  # the bytes git gave, not write_text's UTF-8: `git apply` must get every file back as it was
+    # the bytes git gave, not write_text's UTF-8: `git apply` must get every file back as it was
+    if diff:
         patch = diff.encode(errors='surrogateescape')
         atomic_write(os.path.join(folder, 'uncommitted.patch'), lambda f: f.write(patch))
     run_info = {'git': info, 'env': env_info(), 'seed': seed,
@@ -154,29 +169,34 @@ def write_run_info(folder, seed, classes):
 
 
 def source_check(ckpt, args, classes):
-    """`name: value` pairs for result.txt saying whether the model and data code changed since `ckpt` was
-    trained, and how to get the code back when it did; the same goes to the log as a warning."""
+    """`name: value` pairs for result.txt saying whether the model and data code changed since
+    `ckpt` was trained, and how to get the code back when it did; the same goes to the log as a
+    warning."""
     if 'source_hashes' not in ckpt:
         return {'source_changed': 'unknown (the checkpoint records no source hashes)'}
     saved = ckpt.get('args') if isinstance(ckpt.get('args'), dict) else {}
     trained = saved.get('model_type', args.model_type)
     if trained != args.model_type:  # its hashes are of another model's files
-        return {'source_changed': f'not compared: trained as --model_type {trained}, built as {args.model_type}'}
+        return {'source_changed': f'not compared: trained as --model_type {trained}, '
+                                  f'built as {args.model_type}'}
     changed = changed_sources(ckpt['source_hashes'], classes)
     commit, dirty = ckpt['git']['commit'], ckpt['git']['dirty']
-    found = {'trained_commit': f'{commit or "unknown"}{" with uncommitted changes" if dirty else ""}',
+    trained_commit = f'{commit or "unknown"}{" with uncommitted changes" if dirty else ""}'
+    found = {'trained_commit': trained_commit,
              'source_changed': ' '.join(changed) or 'none'}
     if changed:
         folder = os.path.dirname(os.path.abspath(args.load_model_path))
         patch = os.path.join(folder, 'uncommitted.patch')
-        # a worktree of its own beside the project: the code checked out now, and its edits, stay as they are
+        # a worktree of its own beside the project: the code checked out now, and its edits,
+        # stay as they are
         code = os.path.join(os.path.dirname(ROOT), f'{os.path.basename(ROOT)}_{(commit or "")[:8]}')
-        restore = f'git worktree add {code} {commit}' if commit else \
-            'the code of the training run (not a git checkout then)'
+        restore = (f'git worktree add {code} {commit}' if commit else
+                   'the code of the training run (not a git checkout then)')
         if dirty:
-            restore += f' && git -C {code} apply {patch}' if os.path.isfile(patch) else ' plus its uncommitted changes'
+            restore += (f' && git -C {code} apply {patch}' if os.path.isfile(patch)
+                        else ' plus its uncommitted changes')
         found['source_restore'] = restore
-        log.warning(f'The code that defines this model or its data changed since the checkpoint was trained: '
-                    f'{", ".join(changed)}. Results may differ from the training run\'s; to get its code back: '
-                    f'{restore}')
+        log.warning('The code that defines this model or its data changed since the checkpoint '
+                    f'was trained: {", ".join(changed)}. Results may differ from the training '
+                    f'run\'s; to get its code back: {restore}')
     return found

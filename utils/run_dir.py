@@ -1,7 +1,7 @@
-"""Run and result folders: each gets a folder of its own (`name`, then `name_2`, `name_3`, ...) with its args,
-command and log file, and `<checkpoints_dir>/latest` names the newest run that has finished an epoch. A plain
-text file, not a symlink: TensorBoard would list the run twice. The process that makes a folder holds its lock
-(utils/folder_lock.py)."""
+"""Run and result folders: each gets a folder of its own (`name`, then `name_2`, `name_3`, ...)
+with its args, command and log file, and `<checkpoints_dir>/latest` names the newest run that
+has finished an epoch. A plain text file, not a symlink: TensorBoard would list the run twice.
+The process that makes a folder holds its lock (utils/folder_lock.py)."""
 import json
 import logging
 import os
@@ -23,7 +23,8 @@ class TqdmHandler(logging.Handler):
     """Prints log lines above the progress bars instead of through them; errors to stderr."""
 
     def emit(self, record):
-        tqdm.write(self.format(record), file=sys.stderr if record.levelno >= logging.ERROR else sys.stdout)
+        stream = sys.stderr if record.levelno >= logging.ERROR else sys.stdout
+        tqdm.write(self.format(record), file=stream)
 
 
 WARNINGS = logging.getLogger('py.warnings')  # where logging.captureWarnings sends Python warnings
@@ -37,9 +38,10 @@ def close_logging():
 
 
 def setup_logging(log_file):
-    """Sends the 'torchbase' log, and Python warnings (e.g. an op without a deterministic version under
-    --deterministic), to the console and to `log_file` (appended to; replacing earlier handlers). Without a
-    log_file (the processes other than rank 0 under torchrun), only warnings and errors, to the console."""
+    """Sends the 'torchbase' log, and Python warnings (e.g. an op without a deterministic version
+    under --deterministic), to the console and to `log_file` (appended to; replacing earlier
+    handlers). Without a log_file (the processes other than rank 0 under torchrun), only warnings
+    and errors, to the console."""
     close_logging()
     handlers = [TqdmHandler()]
     if log_file:
@@ -51,13 +53,14 @@ def setup_logging(log_file):
         logger.setLevel(logging.INFO if log_file else logging.WARNING)
         logger.propagate = False
     logging.captureWarnings(True)
-    logging.raiseExceptions = False  # a log file on a full disk must not print a traceback at every line
+    # a log file on a full disk must not print a traceback at every line
+    logging.raiseExceptions = False
 
 
 def make_run_dir(base):
-    """Creates and returns `base`, or `base_2`, `base_3`, ... for the first name not taken, locked by this
-    process. os.mkdir fails when the folder exists, so two runs started at the same moment can never share a
-    folder."""
+    """Creates and returns `base`, or `base_2`, `base_3`, ... for the first name not taken, locked
+    by this process. os.mkdir fails when the folder exists, so two runs started at the same
+    moment can never share a folder."""
     os.makedirs(os.path.dirname(base) or '.', exist_ok=True)
     n = 1
     while True:
@@ -76,8 +79,9 @@ def make_run_dir(base):
 
 
 def remove_run_dir(path):
-    """Removes a folder that make_run_dir just made for a run that could not start (only its args, command
-    and log are in it), and its parent if that is left empty, so a mistake in the flags leaves nothing behind."""
+    """Removes a folder that make_run_dir just made for a run that could not start (only its
+    args, command and log are in it), and its parent if that is left empty, so a mistake in the
+    flags leaves nothing behind."""
     close_logging()  # the log file is in the folder
     unlock_folder(path)
     shutil.rmtree(path, ignore_errors=True)
@@ -88,39 +92,46 @@ def remove_run_dir(path):
 
 
 def write_latest(checkpoints_dir, run_dir):
-    """Names `run_dir` in `<checkpoints_dir>/latest`: relative to checkpoints_dir when inside it, else absolute."""
+    """Names `run_dir` in `<checkpoints_dir>/latest`: relative to checkpoints_dir when inside it,
+    else absolute."""
     rel = os.path.relpath(run_dir, checkpoints_dir)
-    write_text(os.path.join(checkpoints_dir, 'latest'), (os.path.abspath(run_dir) if rel.startswith('..') else rel)
-               + '\n')
+    name = os.path.abspath(run_dir) if rel.startswith('..') else rel
+    write_text(os.path.join(checkpoints_dir, 'latest'), name + '\n')
 
 
 def read_latest(checkpoints_dir):
     """The newest run folder with a checkpoint, as named by `<checkpoints_dir>/latest`."""
     latest = os.path.join(checkpoints_dir, 'latest')
     if not os.path.isfile(latest):
-        raise ConfigError(f'no run found: {latest} does not exist; train first (python train.py) or pass '
-                          'the checkpoint to evaluate with --load_model_path')
+        raise ConfigError(f'no run found: {latest} does not exist; train first (python train.py) '
+                          'or pass the checkpoint to evaluate with --load_model_path')
     with open(latest) as f:
         return os.path.join(checkpoints_dir, f.read().strip())  # an absolute path stays absolute
 
 
 def save_args(args, save_dir):
     """Writes args.json; argparse.Namespace(**json.load(f)) gives the same args back."""
-    write_text(os.path.join(save_dir, 'args.json'), json.dumps(vars(args), indent=2, sort_keys=True) + '\n')
+    text = json.dumps(vars(args), indent=2, sort_keys=True) + '\n'
+    write_text(os.path.join(save_dir, 'args.json'), text)
 
 
 def command_line(script, argv):
-    """The command line, with the folder and interpreter it runs in: pasted into a shell, it runs again. Under
-    torchrun, with its process counts (on several machines, add the rendezvous flags it was given)."""
+    """The command line, with the folder and interpreter it runs in: pasted into a shell, it runs
+    again. Under torchrun, with its process counts (on several machines, add the rendezvous flags
+    it was given)."""
     launch = [sys.executable]
-    if int(os.environ.get('WORLD_SIZE', 1)) > 1:  # scripts/torchrun.py: torchrun without its traceback at a stop
-        launch += [project_file('scripts/torchrun.py'), '--nnodes', os.environ.get('GROUP_WORLD_SIZE', '1'),
+    # scripts/torchrun.py: torchrun without its traceback at a stop
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1:
+        launch += [project_file('scripts/torchrun.py'),
+                   '--nnodes', os.environ.get('GROUP_WORLD_SIZE', '1'),
                    '--nproc_per_node', os.environ.get('LOCAL_WORLD_SIZE', '1')]
-    return f'cd {shlex.quote(os.getcwd())} && {shlex.join(launch + [project_file(script)] + list(argv))}'
+    command = shlex.join(launch + [project_file(script)] + list(argv))
+    return f'cd {shlex.quote(os.getcwd())} && {command}'
 
 
 def project_file(name):
-    """A file of the project as seen from the working folder, which may be another (python ../torchbase/train.py)."""
+    """A file of the project as seen from the working folder, which may be another
+    (python ../torchbase/train.py)."""
     path = os.path.join(ROOT, name)
     return os.path.relpath(path) if not os.path.relpath(path).startswith('..') else path
 
