@@ -42,7 +42,9 @@ def check_args(args, is_train):
                  for name in at_least_0 if getattr(args, name) < 0]
     prefix = args.save_prefix
     if not prefix or os.sep in prefix or '/' in prefix or prefix == '..':
-        problems.append(f'--save_prefix {prefix!r} names a folder: use a plain name, no "/" or ".."')
+        problems.append(
+            f'--save_prefix {prefix!r} names a folder: use a plain name, no "/" or ".."'
+        )
     if is_train:
         problems += training_problems(args)
         warn_without_effect(args)
@@ -53,12 +55,22 @@ def check_args(args, is_train):
 
 
 def training_problems(args):
-    problems = [f'--{name} {getattr(args, name)} must be in [0, 1): {what}' for name, what in (
-        ('momentum', 'the momentum of the gradient, e.g. 0.9'), ('beta', "Adam's beta2, e.g. 0.999"),
-        ('ema', 'a decay, e.g. 0.999 (0 turns it off)'), ('lr_gamma', 'the factor that lowers the lr, e.g. 0.1'))
-        if not 0 <= getattr(args, name) < 1]
+    fractions = (
+        ('momentum', 'the momentum of the gradient, e.g. 0.9'),
+        ('beta', "Adam's beta2, e.g. 0.999"),
+        ('ema', 'a decay, e.g. 0.999 (0 turns it off)'),
+        ('lr_gamma', 'the factor that lowers the lr, e.g. 0.1'),
+    )
+    problems = [
+        f'--{name} {getattr(args, name)} must be in [0, 1): {what}'
+        for name, what in fractions
+        if not 0 <= getattr(args, name) < 1
+    ]
     if args.warmup_epochs >= args.epochs:
-        problems.append(f'--warmup_epochs {args.warmup_epochs} leaves no epoch of --epochs {args.epochs} after it')
+        problems.append(
+            f'--warmup_epochs {args.warmup_epochs} leaves no epoch of '
+            f'--epochs {args.epochs} after it'
+        )
     if args.min_lr > args.lr:
         problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
     if args.sync_bn and not torch.cuda.is_available():
@@ -67,27 +79,44 @@ def training_problems(args):
     if args.monitor_mode == 'max' and args.monitor.endswith('loss'):
         problems.append(f'--monitor {args.monitor} is an error measure: add --monitor_mode min')
     if args.profile and args.fast_dev_run:
-        problems.append('--profile with --fast_dev_run: the trace would be deleted with the temporary run folder')
+        problems.append(
+            '--profile with --fast_dev_run: '
+            'the trace would be deleted with the temporary run folder'
+        )
     return problems
 
 
 def warn_without_effect(args):
     """Legal values that do nothing, most likely by mistake."""
-    warnings = [(args.scheduler == 'step' and args.lr_step_size >= args.epochs,
-                 f'--lr_step_size {args.lr_step_size} >= --epochs {args.epochs}: --scheduler step never lowers the lr'),
-                (args.early_stop >= args.epochs, f'--early_stop {args.early_stop} >= --epochs {args.epochs}: it '
-                                                 'cannot stop the run early'),
-                (args.amp_dtype != 'auto' and not args.amp, f'--amp_dtype {args.amp_dtype} without --amp: no effect')]
+    warnings = [
+        (
+            args.scheduler == 'step' and args.lr_step_size >= args.epochs,
+            f'--lr_step_size {args.lr_step_size} >= --epochs {args.epochs}: '
+            '--scheduler step never lowers the lr',
+        ),
+        (
+            args.early_stop >= args.epochs,
+            f'--early_stop {args.early_stop} >= --epochs {args.epochs}: '
+            'it cannot stop the run early',
+        ),
+        (
+            args.amp_dtype != 'auto' and not args.amp,
+            f'--amp_dtype {args.amp_dtype} without --amp: no effect',
+        ),
+    ]
     for warned, message in warnings:
         if warned:
             log.warning(f'warning: {message}')
 
 
 def check_monitor(monitor, val_metrics):
-    """--monitor must name a value that validation records: val/loss or one of `val_metrics`'s scores."""
+    """--monitor must name a value that validation records: val/loss or one of `val_metrics`'s
+    scores."""
     known = ['val/loss'] + [f'val/{name}' for name in val_metrics.compute()]
     if monitor not in known:
-        raise ConfigError(f'--monitor {monitor!r} is not recorded; choose one of {", ".join(known)}')
+        raise ConfigError(
+            f'--monitor {monitor!r} is not recorded; choose one of {", ".join(known)}'
+        )
 
 
 def check_samples(dataset):
@@ -131,17 +160,19 @@ def check_inputs(args, is_train, classes, ckpt=None):
 
 
 # What to do when a folder the run writes into cannot be written, by the flag that names it.
-UNWRITABLE_FIX = {'--checkpoints_dir': 'pass --checkpoints_dir a folder you can write to',
-                  '--resume': 'a resumed run writes into its folder: make it writable, or copy the run folder to a '
-                              'disk you can write to and resume the copy',
-                  '--load_model_path': 'eval.py makes its result folder beside the checkpoint: pass --result_dir a '
-                                       'folder you can write to',
-                  '--result_dir': 'pass --result_dir a folder you can write to'}
+UNWRITABLE_FIX = {
+    '--checkpoints_dir': 'pass --checkpoints_dir a folder you can write to',
+    '--resume': 'a resumed run writes into its folder: make it writable, '
+                'or copy the run folder to a disk you can write to and resume the copy',
+    '--load_model_path': 'eval.py makes its result folder beside the checkpoint: '
+                         'pass --result_dir a folder you can write to',
+    '--result_dir': 'pass --result_dir a folder you can write to',
+}
 
 
 def output_folders(args, is_train):
-    """(flag, folder) of each folder that the run or evaluation will write into. --fast_dev_run writes into a
-    temporary folder of its own."""
+    """(flag, folder) of each folder that the run or evaluation will write into. --fast_dev_run
+    writes into a temporary folder of its own."""
     if not is_train:
         return [('--result_dir', args.result_dir) if args.result_dir else
                 ('--load_model_path', os.path.dirname(os.path.abspath(args.load_model_path)))]
@@ -151,14 +182,16 @@ def output_folders(args, is_train):
 
 
 def check_writable(folder, flag):
-    """Raises a ConfigError unless a file can be made in `folder` or, when it does not exist yet, in the folder that
-    makedirs will make it in. By making one: os.access would miss a read-only folder to root, whom permission bits
-    do not stop, and says not why."""
+    """Raises a ConfigError unless a file can be made in `folder` or, when it does not exist
+    yet, in the folder that makedirs will make it in. By making one: os.access would miss a
+    read-only folder to root, whom permission bits do not stop, and says not why."""
     existing = os.path.abspath(folder)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise ConfigError(f'{flag} {folder}: {existing} is a file, not a folder; {UNWRITABLE_FIX[flag]}')
+        raise ConfigError(
+            f'{flag} {folder}: {existing} is a file, not a folder; {UNWRITABLE_FIX[flag]}'
+        )
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix='.torchbase_write_check_')
     except OSError as e:

@@ -13,9 +13,9 @@ from utils.train_state import weights_only
 
 
 class Recorder:
-    """Means of named values weighted by n (e.g. the batch size), kept as sums and counts so that several
-    processes can add theirs up. Tensors stay on their device, detached: nothing waits for the GPU
-    until summary()."""
+    """Means of named values weighted by n (e.g. the batch size), kept as sums and counts so
+    that several processes can add theirs up. Tensors stay on their device, detached: nothing
+    waits for the GPU until summary()."""
 
     def __init__(self):
         self.sums, self.counts = {}, {}
@@ -27,11 +27,12 @@ class Recorder:
         self.counts[name] = self.counts.get(name, 0) + n
 
     def all_reduce(self):
-        """Adds up the sums and counts of all processes under torchrun (each records the same names)."""
+        """Adds up the sums and counts of all processes under torchrun (each records the same
+        names)."""
         names = sorted(self.sums)
         if world_size() > 1 and names:
-            totals = all_reduce(torch.tensor([[float(self.sums[n]), float(self.counts[n])] for n in names],
-                                             dtype=torch.float64))
+            sums_counts = [[float(self.sums[n]), float(self.counts[n])] for n in names]
+            totals = all_reduce(torch.tensor(sums_counts, dtype=torch.float64))
             for name, (total, count) in zip(names, totals.tolist(), strict=True):
                 self.sums[name], self.counts[name] = total, count
 
@@ -68,8 +69,9 @@ class Logger:
 
     def __init__(self, args, purge_step=None):
         self.args = args
-        # purge_step: a resumed run first drops the curves that its killed predecessor wrote after last.pth
-        self.writer = SummaryWriter(args.model_dir, purge_step=purge_step) if is_main() else None  # rank 0 writes
+        # rank 0 writes. purge_step: a resumed run first drops the curves that its killed
+        # predecessor wrote after last.pth
+        self.writer = SummaryWriter(args.model_dir, purge_step=purge_step) if is_main() else None
         self.recorder = Recorder()
         self.saved_once = False
 
@@ -86,7 +88,8 @@ class Logger:
             total.zero_()
 
     def save_curves(self, epoch):
-        """Writes the means recorded since the last call as TensorBoard scalars at step `epoch`, returns them."""
+        """Writes the means recorded since the last call as TensorBoard scalars at step
+        `epoch`, returns them."""
         self.recorder.all_reduce()
         scalars = self.recorder.summary()
         if self.writer:  # rank 0 alone
@@ -102,31 +105,35 @@ class Logger:
             self.writer.add_image(name, img, epoch, dataformats='HWC')
 
     def save_check_point(self, state, epoch, is_best, final=False):
-        """Writes epoch_<N>.pth every --save_freq epochs and at the end, and best.pth when the monitored value
-        improved, both without what only resuming needs (the optimizer state is often larger than the model);
-        then last.pth with everything. last.pth goes last: once it names epoch N, every file of epoch N is
-        complete, whenever the run is killed. The first end-of-epoch save makes this run `latest`, the one
-        eval.py picks."""
+        """Writes epoch_<N>.pth every --save_freq epochs and at the end, and best.pth when the
+        monitored value improved, both without what only resuming needs (the optimizer state is
+        often larger than the model); then last.pth with everything. last.pth goes last: once
+        it names epoch N, every file of epoch N is complete, whenever the run is killed. The
+        first end-of-epoch save makes this run `latest`, the one eval.py picks."""
         if not is_main():
             return
         weights = weights_only(state)
-        if epoch % self.args.save_freq == 0 or epoch == self.args.epochs or final:  # final: --early_stop's
+        # final: --early_stop's
+        if epoch % self.args.save_freq == 0 or epoch == self.args.epochs or final:
             save_checkpoint(weights, os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
             self.remove_old_epochs()
         if is_best:
             save_checkpoint(weights, os.path.join(self.args.model_dir, 'best.pth'))
         self.save_resume_point(state)
-        if not self.saved_once:  # after best.pth exists, which is what eval.py reads from the latest run
+        # after best.pth exists, which is what eval.py reads from the latest run
+        if not self.saved_once:
             write_latest(self.args.checkpoints_dir, self.args.model_dir)
             self.saved_once = True
 
     def save_resume_point(self, state):
-        """Writes last.pth alone: at the end of an epoch, or in the middle of one when the run is stopped."""
+        """Writes last.pth alone: at the end of an epoch, or in the middle of one when the run
+        is stopped."""
         if is_main():
             save_checkpoint(state, os.path.join(self.args.model_dir, 'last.pth'))
 
     def remove_old_epochs(self):
-        """--keep_last N: deletes all but the newest N epoch_<N>.pth (best.pth and last.pth are other files)."""
+        """--keep_last N: deletes all but the newest N epoch_<N>.pth (best.pth and last.pth are
+        other files)."""
         if not self.args.keep_last:
             return
         names = (re.fullmatch(r'epoch_(\d+)\.pth', f) for f in os.listdir(self.args.model_dir))

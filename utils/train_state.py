@@ -95,7 +95,8 @@ def save_state(parts, about):
     state = {**progress.state_dict(), **about, 'world_size': world_size()}
     for name, part in parts.items():
         state[name] = all_gather(part.state_dict()) if name in PER_PROCESS else part.state_dict()
-    if 'ema' in parts:  # `ema` holds the weights alone, so eval.py and best.pth read it as a model's
+    # `ema` holds the weights alone, so eval.py and best.pth read it as a model's
+    if 'ema' in parts:
         state['ema_updates'] = parts['ema'].updates  # the decay's warm-up goes on from there
     return state
 

@@ -1,11 +1,13 @@
-"""Pictures of predictions: colour a label map, and the `input | prediction | ground truth` panel that
-TensorBoard shows during training and eval.py saves with --save_viz."""
+"""Pictures of predictions: colour a label map, and the `input | prediction | ground truth`
+panel that TensorBoard shows during training and eval.py saves with --save_viz."""
 import cv2
 import numpy as np
 
 # One colour per class index; classes past the list get a fixed pseudo-random colour.
-PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25], [145, 30, 180],
-                    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 190]], np.uint8)
+PALETTE = np.array([
+    [0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25],
+    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 190],
+], np.uint8)
 IGNORE_COLOUR = np.array([255, 255, 255], np.uint8)
 
 
@@ -21,9 +23,11 @@ def colorize(label, ignore_index=255):
 
 
 def make_panel(img, pred, gt, ignore_index=255):
-    """(H, W, 3) uint8 image, (H, W) predicted and true labels -> one (H, 3W + 8, 3) uint8 picture."""
+    """(H, W, 3) uint8 image, (H, W) predicted and true labels -> one (H, 3W + 8, 3) uint8
+    picture."""
     gap = np.full((img.shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([img, gap, colorize(pred, ignore_index), gap, colorize(gt, ignore_index)], axis=1)
+    panels = [img, gap, colorize(pred, ignore_index), gap, colorize(gt, ignore_index)]
+    return np.concatenate(panels, axis=1)
 
 
 def save_image(path, img):
