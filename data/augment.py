@@ -1,4 +1,5 @@
-"""Augmentations shared by every dataset (training samples only) and the image <-> tensor conversion.
+"""Augmentations shared by every dataset (training samples only) and the image <-> tensor
+conversion.
 EDIT ME: add your augmentations to `augment`; keep them joint for image and label."""
 import numpy as np
 import torch
@@ -19,12 +20,14 @@ def augment(img, label, rng):
 
 
 def to_tensor(img, label):
-    """(H, W, 3) uint8 RGB image -> normalized (3, H, W) float32; (H, W) label -> int64 class indices."""
+    """(H, W, 3) uint8 RGB image -> normalized (3, H, W) float32; (H, W) label -> int64 class
+    indices."""
     img = (img.astype(np.float32) - MEAN) / STD
     return torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(label.astype(np.int64))
 
 
 def denormalize(img):
-    """Inverse of `to_tensor` for one image: (3, H, W) float tensor -> (H, W, 3) uint8 numpy array."""
+    """Inverse of `to_tensor` for one image: (3, H, W) float tensor -> (H, W, 3) uint8 numpy
+    array."""
     img = img.detach().float().cpu().numpy().transpose(1, 2, 0) * STD + MEAN
     return np.clip(img, 0, 255).round().astype(np.uint8)

@@ -6,7 +6,8 @@ from data.list_dataset import ListDataset
 class MemListDataset(ListDataset):
     def __init__(self, args, is_train):
         super().__init__(args, is_train)
-        self.cache = [ListDataset.load(self, i) for i in range(len(self.samples))]  # (img, label) arrays
+        # (img, label) arrays
+        self.cache = [ListDataset.load(self, i) for i in range(len(self.samples))]
 
     def load(self, index):
         return self.cache[index]

@@ -10,8 +10,11 @@ class ConvBNReLU(nn.Sequential):
     """3x3 convolution (no bias: BatchNorm adds one), BatchNorm, ReLU; the size is kept."""
 
     def __init__(self, in_ch, out_ch, dilation=1):
-        super().__init__(nn.Conv2d(in_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
 
 
 class DoubleConv(nn.Sequential):
@@ -26,8 +29,11 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_ch, out_ch):
         super().__init__()
-        self.body = nn.Sequential(ConvBNReLU(in_ch, out_ch), nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(out_ch))
+        self.body = nn.Sequential(
+            ConvBNReLU(in_ch, out_ch),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+        )
         self.shortcut = nn.Identity() if in_ch == out_ch else nn.Sequential(
             nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch))
 
@@ -36,7 +42,8 @@ class ResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """A block per level, halving the size between levels. Returns every level's features, finest first."""
+    """A block per level, halving the size between levels. Returns every level's features,
+    finest first."""
 
     def __init__(self, in_ch, widths, block):
         super().__init__()
@@ -52,31 +59,42 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """U-Net decoder: upsample the coarser features, concatenate the skip connection, apply a block."""
+    """U-Net decoder: upsample the coarser features, concatenate the skip connection, apply a
+    block."""
 
     def __init__(self, widths, block):
         super().__init__()
-        self.levels = nn.ModuleList(block(widths[i] + widths[i + 1], widths[i]) for i in range(len(widths) - 1))
+        self.levels = nn.ModuleList(
+            block(widths[i] + widths[i + 1], widths[i]) for i in range(len(widths) - 1)
+        )
 
     def forward(self, feats):
         x = feats[-1]
         for i in reversed(range(len(self.levels))):
             skip = feats[i]
-            x = F.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False)  # odd sizes too
+            # odd sizes too
+            x = F.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False)
             x = self.levels[i](torch.cat([skip, x], dim=1))
         return x
 
 
 class ContextBlock(nn.Module):
-    """Parallel dilated convolutions and a global-average branch, fused by a 1x1 convolution: a light ASPP
-    that lets every pixel see most of the image."""
+    """Parallel dilated convolutions and a global-average branch, fused by a 1x1 convolution: a
+    light ASPP that lets every pixel see most of the image."""
 
     def __init__(self, ch, dilations=(1, 2, 4)):
         super().__init__()
         self.branches = nn.ModuleList(ConvBNReLU(ch, ch, d) for d in dilations)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, ch, 1), nn.ReLU(inplace=True))
-        self.fuse = nn.Sequential(nn.Conv2d(ch * (len(dilations) + 1), ch, 1, bias=False), nn.BatchNorm2d(ch),
-                                  nn.ReLU(inplace=True))
+        self.pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(ch, ch, 1),
+            nn.ReLU(inplace=True),
+        )
+        self.fuse = nn.Sequential(
+            nn.Conv2d(ch * (len(dilations) + 1), ch, 1, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, x):
         pooled = self.pool(x).expand_as(x)

@@ -10,7 +10,8 @@ class BaseModel(nn.Module):
 
     def __init__(self, args):
         super().__init__()
-        widths = (16, 32, 64, 64)  # EDIT ME: channels per level; one more level halves the size once more
+        # EDIT ME: channels per level; one more level halves the size once more
+        widths = (16, 32, 64, 64)
         self.encoder = Encoder(3, widths, DoubleConv)
         self.decoder = Decoder(widths, DoubleConv)
         self.head = nn.Conv2d(widths[0], args.num_classes, 1)

@@ -1,5 +1,6 @@
-"""BestModel: a residual U-Net twice as wide as `base`, whose coarsest features pass through a ContextBlock
-(dilated convolutions and global pooling), so each pixel's class can use the whole shape around it."""
+"""BestModel: a residual U-Net twice as wide as `base`, whose coarsest features pass through a
+ContextBlock (dilated convolutions and global pooling), so each pixel's class can use the whole
+shape around it."""
 import torch.nn as nn
 
 from model.submodules import ContextBlock, Decoder, Encoder, ResBlock

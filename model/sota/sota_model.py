@@ -1,6 +1,7 @@
 """SotaModel: torchvision's LR-ASPP MobileNetV3-Large segmentation model, randomly initialised.
-weights=None and weights_backbone=None matter: torchvision would otherwise download ImageNet weights.
-To start from pretrained weights, download them once and pass the file with --load_model_path."""
+weights=None and weights_backbone=None matter: torchvision would otherwise download ImageNet
+weights. To start from pretrained weights, download them once and pass the file with
+--load_model_path."""
 import torch.nn as nn
 
 
@@ -9,9 +10,15 @@ class SotaModel(nn.Module):
 
     def __init__(self, args):
         super().__init__()
-        # Imported here: torchvision takes about 2 s to import, which every other model would pay at start.
+        # Imported here: torchvision takes about 2 s to import, which every other model would
+        # pay at start.
         from torchvision.models.segmentation import lraspp_mobilenet_v3_large
-        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=args.num_classes)
+        self.net = lraspp_mobilenet_v3_large(
+            weights=None,
+            weights_backbone=None,
+            num_classes=args.num_classes,
+        )
 
     def forward(self, x):  # (B, 3, H, W) -> (B, num_classes, H, W) logits
-        return self.net(x)['out']  # torchvision returns a dict; the rest of the template wants the tensor
+        # torchvision returns a dict; the rest of the template wants the tensor
+        return self.net(x)['out']
