@@ -1,8 +1,8 @@
 """Metrics, computed from sums over a whole set, so they do not depend on the batch size (averaging
 per-batch scores would). A metric is any class with:
   sums      a dict of tensors that update() adds to, all zeros when built. The loop zeroes them each
-            epoch, adds up those of every process under torchrun, and saves them in a checkpoint taken
-            mid-epoch: they are the metric's whole state.
+            epoch, adds up those of every process under torchrun, and saves them in a checkpoint
+            taken mid-epoch: they are the metric's whole state.
   update(pred, target)  adds one batch into sums; stays on the device (no .item(), no .tolist()).
   compute() -> {name: float}  the scores from sums; also called on the zero sums before training
             (to check --monitor): nan is fine there, an error is not.

@@ -1,7 +1,9 @@
-"""Is the Trainer as fast as a hand-written loop? Times, in one process and alternating, one training epoch of the
-Trainer (its logging and progress bar on, validation left out) and of a minimal loop with the same model, data
-order, optimizer and seed; then the loader alone; on a GPU also fp32 vs --amp vs --amp --channels_last.
-Run: python scripts/benchmark.py [--pairs 7] [--out checkpoints/benchmark.json] [train.py flags, e.g. --model_type]"""
+"""Is the Trainer as fast as a hand-written loop? Times, in one process and alternating, one
+training epoch of the Trainer (its logging and progress bar on, validation left out) and of a
+minimal loop with the same model, data order, optimizer and seed; then the loader alone; on a
+GPU also fp32 vs --amp vs --amp --channels_last.
+Run: python scripts/benchmark.py [--pairs 7] [--out checkpoints/benchmark.json]
+       [train.py flags, e.g. --model_type]"""
 import argparse
 import json
 import os
@@ -11,7 +13,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+# the repository root
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
@@ -22,13 +25,25 @@ from model.model_entry import select_model  # noqa: E402
 from options import make_parser, parse_train_args, prepare_train_args, task_defaults  # noqa: E402
 from utils.torch_utils import get_device, set_seed  # noqa: E402
 
-# The flags whose default the raw loop matches; others (e.g. --model_type, --batch_size, --lr) apply to both loops.
-RAW_LOOP_DEFAULTS = {'optimizer': 'adam', 'scheduler': 'none', 'warmup_epochs': 0, 'accum_steps': 1, 'clip_grad': 0,
-                     'ema': 0, 'amp': False, 'channels_last': False, 'compile': False, 'overfit_batches': 0}
+# The flags whose default the raw loop matches; others (e.g. --model_type, --batch_size, --lr)
+# apply to both loops.
+RAW_LOOP_DEFAULTS = {
+    'optimizer': 'adam',
+    'scheduler': 'none',
+    'warmup_epochs': 0,
+    'accum_steps': 1,
+    'clip_grad': 0,
+    'ema': 0,
+    'amp': False,
+    'channels_last': False,
+    'compile': False,
+    'overfit_batches': 0,
+}
 
 
 def timed(device, fn):
-    """(seconds that fn() took, its result), waiting for the GPU before and after; resets the peak memory."""
+    """(seconds that fn() took, its result), waiting for the GPU before and after; resets the
+    peak memory."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -44,7 +59,8 @@ def peak_mib(device):
 
 
 def trainer_epoch(argv):
-    """The Trainer's first training epoch, as train.py runs it: (seconds, final weights, peak GPU MiB)."""
+    """The Trainer's first training epoch, as train.py runs it: (seconds, final weights, peak
+    GPU MiB)."""
     trainer = train.Trainer(prepare_train_args(argv))
     seconds, _ = timed(trainer.device, lambda: trainer.train_per_epoch(1))
     trainer.logger.close()
@@ -57,15 +73,21 @@ def train_args(argv):
 
 
 def raw_epoch(argv):
-    """What a researcher would write by hand: the same loader, model, loss and Adam, nothing else."""
+    """What a researcher would write by hand: the same loader, model, loss and Adam, nothing
+    else."""
     args = train_args(argv)
-    set_seed(args.seed)  # the Trainer seeds, builds its loaders (no random draw), then the model: the same weights
+    # the Trainer seeds, builds its loaders (no random draw), then the model: the same weights
+    set_seed(args.seed)
     device = get_device(args)
     loader = select_train_loader(args)
     model = select_model(args).to(device).train()
     criterion = select_loss(args)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(args.momentum, args.beta),
-                                 weight_decay=args.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=args.lr,
+        betas=(args.momentum, args.beta),
+        weight_decay=args.weight_decay,
+    )
     loader.sampler.set_epoch(1)
 
     def epoch():
@@ -81,7 +103,8 @@ def raw_epoch(argv):
 
 
 def loader_rate(argv, data_type):
-    """Images per second of the training loader alone (one epoch), and the seconds its dataset took to build."""
+    """Images per second of the training loader alone (one epoch), and the seconds its dataset
+    took to build."""
     args = train_args(argv + ['--data_type', data_type])
     build, loader = timed(torch.device('cpu'), lambda: select_train_loader(args))
     loader.sampler.set_epoch(1)
@@ -92,47 +115,77 @@ def loader_rate(argv, data_type):
 def cpu_name():
     try:
         with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+            names = (line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+            return next(names)
     except (OSError, StopIteration):  # not Linux
         return platform.processor() or platform.machine()
 
 
 def spread(values):
-    return {'median': statistics.median(values), 'min': min(values), 'max': max(values), 'all': values}
+    return {
+        'median': statistics.median(values),
+        'min': min(values),
+        'max': max(values),
+        'all': values,
+    }
 
 
 def compare_loops(argv, pairs):
-    """Alternates Trainer and raw epochs (which goes first alternates too, so drift favours neither)."""
-    raw_epoch(argv + ['--limit_train_batches', '10'])  # untimed warm-up: the first epoch of a process is slower
+    """Alternates Trainer and raw epochs (which goes first alternates too, so drift favours
+    neither)."""
+    # untimed warm-up: the first epoch of a process is slower
+    raw_epoch(argv + ['--limit_train_batches', '10'])
     runs = {'trainer': [], 'raw': []}
     for pair in range(pairs):
         for kind in (('trainer', 'raw') if pair % 2 == 0 else ('raw', 'trainer')):
             runs[kind].append((trainer_epoch if kind == 'trainer' else raw_epoch)(argv))
     paired = list(zip(runs['trainer'], runs['raw'], strict=True))
     equal = [all(torch.equal(t[1][k], r[1][k]) for k in r[1]) for t, r in paired]
-    return {'trainer_s': spread([t[0] for t in runs['trainer']]), 'raw_s': spread([r[0] for r in runs['raw']]),
-            'ratio': spread([t[0] / r[0] for t, r in paired]),
-            'weights_equal': equal, 'trainer_peak_mib': runs['trainer'][-1][2], 'raw_peak_mib': runs['raw'][-1][2]}
+    return {
+        'trainer_s': spread([t[0] for t in runs['trainer']]),
+        'raw_s': spread([r[0] for r in runs['raw']]),
+        'ratio': spread([t[0] / r[0] for t, r in paired]),
+        'weights_equal': equal,
+        'trainer_peak_mib': runs['trainer'][-1][2],
+        'raw_peak_mib': runs['raw'][-1][2],
+    }
 
 
 def measure(argv, pairs):
     """Every figure of the table, for the train.py flags `argv`."""
     args = train_args(argv)
     loops = compare_loops(argv, pairs)
-    samples = len(select_train_loader(args).sampler)  # an epoch's (--limit_train_batches may shorten it)
+    # an epoch's (--limit_train_batches may shorten it)
+    samples = len(select_train_loader(args).sampler)
     rates = {}
     for _ in range(3):  # alternated, medians kept
         for kind in (args.data_type,) + (('mem_list',) if args.data_type == 'list' else ()):
             rates.setdefault(kind, []).append(loader_rate(argv, kind))
-    loader = {kind: {'img_per_s': statistics.median(r[0] for r in v), 'build_s': statistics.median(r[1] for r in v)}
-              for kind, v in rates.items()}
+    loader = {
+        kind: {
+            'img_per_s': statistics.median(r[0] for r in v),
+            'build_s': statistics.median(r[1] for r in v),
+        }
+        for kind, v in rates.items()
+    }
     gpu = {}
-    for name, extra in (('fp32', []), ('amp', ['--amp']), ('amp_channels_last', ['--amp', '--channels_last'])):
+    precisions = (
+        ('fp32', []),
+        ('amp', ['--amp']),
+        ('amp_channels_last', ['--amp', '--channels_last']),
+    )
+    for name, extra in precisions:
         if torch.cuda.is_available():
             seconds = [trainer_epoch(argv + extra) for _ in range(3)]
-            gpu[name] = {'s_per_epoch': statistics.median(s[0] for s in seconds), 'peak_mib': seconds[-1][2]}
-    machine = {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
-               'torch': torch.__version__, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+            median = statistics.median(s[0] for s in seconds)
+            gpu[name] = {'s_per_epoch': median, 'peak_mib': seconds[-1][2]}
+    machine = {
+        'cpu': cpu_name(),
+        'cores': os.cpu_count(),
+        'torch_threads': torch.get_num_threads(),
+        'torch': torch.__version__,
+        'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
     return {'machine': machine, 'task': args.task, 'model_type': args.model_type,
             'samples': samples, 'batch_size': args.batch_size, 'num_workers': args.num_workers,
             **loops, 'train_img_per_s': samples / loops['raw_s']['median'],
@@ -140,16 +193,24 @@ def measure(argv, pairs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--pairs', type=int, default=7, help='alternating Trainer / raw loop epoch pairs')
-    parser.add_argument('--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON')
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        '--pairs', type=int, default=7, help='alternating Trainer / raw loop epoch pairs'
+    )
+    parser.add_argument(
+        '--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON'
+    )
     own, argv = parser.parse_known_args()
     args = train_args(argv)
     changed = [k for k in RAW_LOOP_DEFAULTS if getattr(args, k) != RAW_LOOP_DEFAULTS[k]]
-    if changed:  # the raw loop would compute something else, and the comparison would mean nothing
+    # the raw loop would compute something else, and the comparison would mean nothing
+    if changed:
         parser.error(f'the raw loop is plain Adam in fp32: leave out --{", --".join(changed)}')
     with tempfile.TemporaryDirectory() as runs:
-        figures = measure(['--checkpoints_dir', runs, '--save_prefix', 'benchmark'] + argv, own.pairs)
+        run_flags = ['--checkpoints_dir', runs, '--save_prefix', 'benchmark']
+        figures = measure(run_flags + argv, own.pairs)
     print_table(figures)
     os.makedirs(os.path.dirname(os.path.abspath(own.out)), exist_ok=True)
     with open(own.out, 'w') as f:
@@ -165,19 +226,34 @@ def print_table(f):
     rows = [('', 's/epoch', 'img/s', 'note')]
     for kind in ('raw', 'trainer'):
         s = f[f'{kind}_s']
-        rows.append((f'{kind} loop' if kind == 'raw' else 'Trainer', f"{s['median']:.3f}",
-                     f"{f['samples'] / s['median']:.1f}", f"median of {len(s['all'])}, {s['min']:.3f}-{s['max']:.3f}"))
+        rows.append((
+            f'{kind} loop' if kind == 'raw' else 'Trainer',
+            f"{s['median']:.3f}",
+            f"{f['samples'] / s['median']:.1f}",
+            f"median of {len(s['all'])}, {s['min']:.3f}-{s['max']:.3f}",
+        ))
     r = f['ratio']
     rows.append(('Trainer / raw', f"{r['median']:.4f}", '', f"pairs {r['min']:.4f}-{r['max']:.4f}"))
-    rows.append(('weights equal', f"{sum(f['weights_equal'])}/{len(f['weights_equal'])}", '', 'torch.equal, by pair'))
+    equal = f"{sum(f['weights_equal'])}/{len(f['weights_equal'])}"
+    rows.append(('weights equal', equal, '', 'torch.equal, by pair'))
     for kind, v in f['loader'].items():
-        rows.append((f'loader {kind}', '', f"{v['img_per_s']:.1f}",
-                     f"{v['img_per_s'] / f['train_img_per_s']:.1f}x the training step; built in {v['build_s']:.2f} s"))
+        rows.append((
+            f'loader {kind}',
+            '',
+            f"{v['img_per_s']:.1f}",
+            f"{v['img_per_s'] / f['train_img_per_s']:.1f}x the training step; "
+            f"built in {v['build_s']:.2f} s",
+        ))
     for name, v in f['gpu'].items():
-        rows.append((f'GPU {name}', f"{v['s_per_epoch']:.3f}", f"{f['samples'] / v['s_per_epoch']:.1f}",
-                     f"peak {v['peak_mib']:.0f} MiB"))
+        rows.append((
+            f'GPU {name}',
+            f"{v['s_per_epoch']:.3f}",
+            f"{f['samples'] / v['s_per_epoch']:.1f}",
+            f"peak {v['peak_mib']:.0f} MiB",
+        ))
     if f['gpu']:
-        rows.append(('GPU peak MiB', '', '', f"Trainer {f['trainer_peak_mib']:.0f}, raw loop {f['raw_peak_mib']:.0f}"))
+        peaks = f"Trainer {f['trainer_peak_mib']:.0f}, raw loop {f['raw_peak_mib']:.0f}"
+        rows.append(('GPU peak MiB', '', '', peaks))
     for row in rows:
         print(f'{row[0]:<22}{row[1]:>10}{row[2]:>10}   {row[3]}')
 

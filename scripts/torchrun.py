@@ -1,9 +1,11 @@
-"""torchrun without its traceback where TorchBase's processes have said why they ended. Same arguments:
+"""torchrun without its traceback where TorchBase's processes have said why they ended.
+Same arguments:
   python scripts/torchrun.py [torchrun flags] train.py [train.py flags]
-A stop signal (Ctrl-C, SIGTERM) exits with 128 + the signal, after the processes have saved last.pth and printed
-the resume command. A failed process makes it exit with that process's exit status (1 for a one-line error, 128 + N
-if killed by signal N) and one line naming the rank, not torchrun's traceback and failure table, which only repeat
-the error above. Any other error (a rendezvous that fails, a bug) keeps its traceback; so does plain torchrun."""
+A stop signal (Ctrl-C, SIGTERM) exits with 128 + the signal, after the processes have saved
+last.pth and printed the resume command. A failed process makes it exit with that process's
+exit status (1 for a one-line error, 128 + N if killed by signal N) and one line naming the
+rank, not torchrun's traceback and failure table, which only repeat the error above. Any other
+error (a rendezvous that fails, a bug) keeps its traceback; so does plain torchrun."""
 import sys
 
 from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -17,7 +19,8 @@ def exit_status(exitcode):
 
 
 def failure_line(error):
-    """One line for torchrun's ChildFailedError: the first rank to fail (the root cause in its table) and how."""
+    """One line for torchrun's ChildFailedError: the first rank to fail (the root cause in its
+    table) and how."""
     rank, failure = error.get_first_failure()
     how = f'exit code {failure.exitcode}'
     if failure.exitcode < 0:
@@ -31,7 +34,8 @@ if __name__ == '__main__':
     try:
         main()  # torch.distributed.run's own main: it reads sys.argv[1:] as torchrun does
     except SignalException as e:
-        sys.exit(128 + e.sigval)  # the processes received it too (or torchrun passed it on), saved and said so
+        # the processes received it too (or torchrun passed it on), saved and said so
+        sys.exit(128 + e.sigval)
     except ChildFailedError as e:
         print(failure_line(e), file=sys.stderr)
         sys.exit(exit_status(e.get_first_failure()[1].exitcode))
