@@ -27,9 +27,9 @@ def predicted_class(logits):
     return logits.max(1).indices
 
 
-class SegMetrics:
-    """Semantic segmentation: pixel accuracy, IoU per class and their mean, mIoU. Pixels equal to
-    ignore_index are left out."""
+class ConfusionMetrics:
+    """The state both demo metrics share: one (C, C) confusion matrix of counts over the set, rows
+    = true class, columns = predicted class. Targets equal to ignore_index are left out."""
 
     def __init__(self, class_names, ignore_index):
         self.class_names = list(class_names)
@@ -38,11 +38,15 @@ class SegMetrics:
         self.sums = {'confusion': torch.zeros(n, n, dtype=torch.int64)}
 
     def update(self, pred, gt):
-        """pred: (B, C, H, W) logits or (B, H, W) class indices; gt: (B, H, W) class indices."""
-        if pred.dim() == 4:
+        """pred: (B, C, ...) logits or (B, ...) class indices; gt: (B, ...) class indices."""
+        if pred.dim() == gt.dim() + 1:  # logits: one score per class
             pred = predicted_class(pred)
         n = len(self.class_names)
         self.sums['confusion'] += confusion_matrix(pred, gt, n, self.ignore_index)
+
+
+class SegMetrics(ConfusionMetrics):
+    """Semantic segmentation: pixel accuracy, IoU per class and their mean, mIoU."""
 
     def compute(self):
         """{'pixel_acc', 'mIoU', 'IoU_<class name>'}. A class absent from both the truth and the
@@ -56,22 +60,9 @@ class SegMetrics:
         return scores
 
 
-class ClsMetrics:
+class ClsMetrics(ConfusionMetrics):
     """Image classification: top-1 accuracy, the accuracy of each class (the share of its images
-    classified right) and their mean. Targets equal to ignore_index are left out."""
-
-    def __init__(self, class_names, ignore_index):
-        self.class_names = list(class_names)
-        self.ignore_index = ignore_index
-        n = len(self.class_names)
-        self.sums = {'confusion': torch.zeros(n, n, dtype=torch.int64)}
-
-    def update(self, pred, gt):
-        """pred: (B, C) logits or (B,) class indices; gt: (B,) class indices."""
-        if pred.dim() == 2:
-            pred = predicted_class(pred)
-        n = len(self.class_names)
-        self.sums['confusion'] += confusion_matrix(pred, gt, n, self.ignore_index)
+    classified right) and their mean."""
 
     def compute(self):
         """{'top1', 'mean_acc', 'acc_<class name>'}; a class with no image has no accuracy (nan)."""

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from metrics import SegMetrics, confusion_matrix
+from metrics import ClsMetrics, SegMetrics, confusion_matrix
 
 
 def test_confusion_matrix_by_hand_with_ignored_pixel():
@@ -55,3 +55,14 @@ def test_reset_forgets_earlier_batches():
     m.sums['confusion'].zero_()  # what the loop does between epochs
     m.update(torch.tensor([[[0]]]), torch.tensor([[[0]]]))
     assert m.compute()['pixel_acc'] == 1.0
+
+
+def test_classification_scores_by_hand_with_an_ignored_target():
+    m = ClsMetrics(['a', 'b', 'never'], ignore_index=-100)
+    logits = torch.tensor([[3.0, 0, 0], [0, 2.0, 0], [1.0, 0, 0], [0, 0, 5.0]])  # (B=4, C=3)
+    m.update(logits, torch.tensor([0, 1, 1, -100]))  # right, right, wrong, ignored
+    s = m.compute()
+    assert m.sums['confusion'].tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 0]]
+    assert s['top1'] == pytest.approx(2 / 3)
+    assert s['acc_a'] == 1.0 and s['acc_b'] == 0.5 and math.isnan(s['acc_never'])
+    assert s['mean_acc'] == 0.75  # the classes with images only
