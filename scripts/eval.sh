@@ -5,9 +5,10 @@ source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in dem
 install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
 args=(
   --save_prefix test                    # names the result folder
-  --save_viz --viz_freq 20              # an input | prediction | truth picture every 20 samples
+  --save_viz --viz_freq 20              # the task's picture of every 20th sample
   # --val_list data/my_test.txt         # the list to evaluate; default: the list the run validated on
-  # --model_type, --num_classes, ...    # default: the checkpoint's (MODEL_ARGS and DATA_ARGS in options.py)
+  # --model_type, --num_classes, ...    # default: the checkpoint's (MODEL_ARGS, DATA_ARGS, RUN_ARGS
+                                        # in options.py)
 )
 if [ -n "${CKPT:-}" ]; then
   args+=(--load_model_path "$CKPT")

@@ -4,6 +4,7 @@
 source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
 install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
 args=(
+  --task seg                                # seg or cls: a key of type2task in task/task_entry.py
   --model_type base                         # a key of type2model in model/model_entry.py
   --data_type list                          # a key of type2data in data/data_entry.py
   --train_list demo_data/shapes/train.txt   # lines of `image_path label_path`
