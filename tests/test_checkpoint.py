@@ -1,5 +1,6 @@
-"""utils/checkpoint.py: a full disk or an unwritable folder is one line and leaves no temporary file; empty,
-garbage and damaged checkpoints are one line naming the file; the tensor checksum; read_checkpoint."""
+"""utils/checkpoint.py: a full disk or an unwritable folder is one line and leaves no temporary
+file; empty, garbage and damaged checkpoints are one line naming the file; the tensor checksum;
+read_checkpoint."""
 import errno
 import hashlib
 import io
@@ -23,7 +24,8 @@ from utils.errors import ConfigError
 
 
 class FullDisk(io.FileIO):
-    """A file on a disk with `room` bytes free: a write past it fails with ENOSPC, as os.write does."""
+    """A file on a disk with `room` bytes free: a write past it fails with ENOSPC, as os.write
+    does."""
     room = 1000
 
     def write(self, data):
@@ -45,28 +47,41 @@ def full_disk(monkeypatch, room=1000, only='.pth.'):
 
 
 def state():
-    return {'model': {'w': torch.arange(10000.0), 'half': torch.ones(3, dtype=torch.bfloat16)}, 'epoch': 1}
+    return {
+        'model': {'w': torch.arange(10000.0), 'half': torch.ones(3, dtype=torch.bfloat16)},
+        'epoch': 1,
+    }
 
 
 def test_the_fake_full_disk_gives_what_torch_gives_on_a_real_one(tmp_path):
-    """What torch.save raised on a 64 KiB tmpfs: RuntimeError('[enforce fail at inline_container.cc:672] .
-    unexpected pos 704 vs 598'), raised while handling OSError(28, 'No space left on device')."""
-    with pytest.raises(RuntimeError, match='unexpected pos') as e, FullDisk(tmp_path / 'x', 'x') as f:
+    """What torch.save raised on a 64 KiB tmpfs:
+    RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598'),
+    raised while handling OSError(28, 'No space left on device')."""
+    with (
+        pytest.raises(RuntimeError, match='unexpected pos') as e,
+        FullDisk(tmp_path / 'x', 'x') as f,
+    ):
         torch.save(state(), f)
     assert isinstance(e.value.__context__, OSError) and e.value.__context__.errno == errno.ENOSPC
 
 
-def test_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+def test_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_temporary_file(
+        tmp_path, monkeypatch):
     (tmp_path / 'last.pth').write_bytes(b'the previous one')
     full_disk(monkeypatch)
     with pytest.raises(ConfigError) as e:
         save_checkpoint(state(), str(tmp_path / 'last.pth'))
     message = str(e.value)
-    assert message.startswith(f'No space left on device while writing {tmp_path / "last.pth"}: free space')
+    assert message.startswith(
+        f'No space left on device while writing {tmp_path / "last.pth"}: free space'
+    )
     assert '--keep_last' in message and f'python train.py --resume {tmp_path}' in message
     assert '\n' not in message and 'unexpected pos' not in message
     assert e.value.__suppress_context__  # run_cli prints the message alone
-    assert os.listdir(tmp_path) == ['last.pth'] and (tmp_path / 'last.pth').read_bytes() == b'the previous one'
+    assert (
+        os.listdir(tmp_path) == ['last.pth']
+        and (tmp_path / 'last.pth').read_bytes() == b'the previous one'
+    )
 
 
 @pytest.mark.parametrize('code, expected', [
@@ -108,12 +123,23 @@ def good_bytes(tmp_path):
 @pytest.mark.parametrize('mmap', [False, True])
 @pytest.mark.parametrize('content, expected', [
     (b'', 'is not a readable checkpoint (empty: 0 bytes, not a torch.save zip file)'),
-    (b'garbage garbage', "is not a readable checkpoint (it begins b'garbage ', not a torch.save zip file)"),
-    (None, 'is not a readable checkpoint (truncated or corrupt?): PytorchStreamReader failed reading zip archive')])
+    (
+        b'garbage garbage',
+        "is not a readable checkpoint (it begins b'garbage ', not a torch.save zip file)",
+    ),
+    (
+        None,
+        'is not a readable checkpoint (truncated or corrupt?): '
+        'PytorchStreamReader failed reading zip archive',
+    ),
+])
 def test_empty_garbage_and_truncated_checkpoints_are_one_line(tmp_path, mmap, content, expected):
     path = tmp_path / 'bad.pth'
     path.write_bytes(good_bytes(tmp_path)[:500] if content is None else content)
-    for load in ((lambda: load_checkpoint(str(path), mmap=mmap)), (lambda: read_checkpoint(str(path)))):
+    for load in (
+        (lambda: load_checkpoint(str(path), mmap=mmap)),
+        (lambda: read_checkpoint(str(path))),
+    ):
         with pytest.raises(ConfigError) as e:
             load()
         assert str(e.value).startswith(f'{path} {expected}') and 'mmap' not in str(e.value)
@@ -132,13 +158,14 @@ def test_older_torch_save_format_still_loads_also_with_mmap(tmp_path):
 
 
 def damage_a_tensor(path):
-    """Flips the first byte of the first tensor and writes the zip again whole, with correct CRCs: torch loads it
-    without a complaint."""
+    """Flips the first byte of the first tensor and writes the zip again whole, with correct CRCs:
+    torch loads it without a complaint."""
     with zipfile.ZipFile(path) as z:
         entries = [(info, z.read(info)) for info in z.infolist()]
     with zipfile.ZipFile(path, 'w') as z:
         for info, data in entries:
-            z.writestr(info, bytes([data[0] ^ 0xFF]) + data[1:] if info.filename.endswith('/data/0') else data)
+            is_first_tensor = info.filename.endswith('/data/0')
+            z.writestr(info, bytes([data[0] ^ 0xFF]) + data[1:] if is_first_tensor else data)
 
 
 def test_damaged_tensor_inside_an_intact_zip_is_found(tmp_path):
@@ -148,8 +175,10 @@ def test_damaged_tensor_inside_an_intact_zip_is_found(tmp_path):
     damage_a_tensor(path)
     damaged = torch.load(path, weights_only=True)  # torch alone sees nothing wrong
     assert not torch.equal(damaged['model']['w'], state()['model']['w'])
-    expected = (f'{path} is damaged: its tensors differ from the checksum written when it was saved; use another '
-                'checkpoint (e.g. epoch_N.pth)')
+    expected = (
+        f'{path} is damaged: its tensors differ from the checksum written when it was saved; '
+        'use another checkpoint (e.g. epoch_N.pth)'
+    )
     for load in (load_checkpoint, read_checkpoint):
         with pytest.raises(ConfigError) as e:
             load(str(path))
@@ -160,7 +189,10 @@ def test_damaged_tensor_inside_an_intact_zip_is_found(tmp_path):
 def test_checksum_is_checked_and_removed_on_load_and_files_without_one_load_as_before(tmp_path):
     save_checkpoint(state(), str(tmp_path / 'new.pth'))
     ckpt = load_checkpoint(str(tmp_path / 'new.pth'))
-    assert set(ckpt) == {'model', 'epoch'} and torch.equal(ckpt['model']['half'], state()['model']['half'])
+    assert (
+        set(ckpt) == {'model', 'epoch'}
+        and torch.equal(ckpt['model']['half'], state()['model']['half'])
+    )
     torch.save(state(), tmp_path / 'old.pth')
     assert set(load_checkpoint(str(tmp_path / 'old.pth'))) == {'model', 'epoch'}
     torch.save(state()['model'], tmp_path / 'bare.pth')
@@ -169,16 +201,26 @@ def test_checksum_is_checked_and_removed_on_load_and_files_without_one_load_as_b
 
 def test_tensor_sha256_covers_bytes_dtype_shape_and_names_not_dict_order():
     base = tensor_sha256(state())
-    assert tensor_sha256({'epoch': 1, 'model': dict(reversed(list(state()['model'].items())))}) == base
+    reordered = {'epoch': 1, 'model': dict(reversed(list(state()['model'].items())))}
+    assert tensor_sha256(reordered) == base
     assert tensor_sha256({**state(), 'epoch': 2}) == base  # plain values are not tensors
-    changes = [{'w': torch.arange(10000.0).double()}, {'w': torch.arange(10000.0).reshape(100, 100)},
-               {'v': torch.arange(10000.0)}, {'w': torch.arange(10000.0).flip(0)},
-               {'half': torch.full((3,), 1.0078125, dtype=torch.bfloat16)}]  # the next bfloat16 after 1
+    changes = [
+        {'w': torch.arange(10000.0).double()},
+        {'w': torch.arange(10000.0).reshape(100, 100)},
+        {'v': torch.arange(10000.0)},
+        {'w': torch.arange(10000.0).flip(0)},
+        # the next bfloat16 after 1
+        {'half': torch.full((3,), 1.0078125, dtype=torch.bfloat16)},
+    ]
     for change in changes:
         assert tensor_sha256({**state(), 'model': {**state()['model'], **change}}) != base, change
-    nested = {'optimizer': {'state': {0: {'exp_avg': torch.ones(2)}}, 'param_groups': [{'lr': 0.1}]},
-              'rng': [{'torch': torch.zeros(3, dtype=torch.uint8)}], 'scalar': torch.tensor(2.0)}
-    assert tensor_sha256(nested) != tensor_sha256({**nested, 'rng': [{'torch': torch.ones(3, dtype=torch.uint8)}]})
+    nested = {
+        'optimizer': {'state': {0: {'exp_avg': torch.ones(2)}}, 'param_groups': [{'lr': 0.1}]},
+        'rng': [{'torch': torch.zeros(3, dtype=torch.uint8)}],
+        'scalar': torch.tensor(2.0),
+    }
+    other_rng = [{'torch': torch.ones(3, dtype=torch.uint8)}]
+    assert tensor_sha256(nested) != tensor_sha256({**nested, 'rng': other_rng})
 
 
 def test_read_checkpoint_hashes_the_bytes_it_loads(tmp_path):
@@ -186,7 +228,10 @@ def test_read_checkpoint_hashes_the_bytes_it_loads(tmp_path):
     save_checkpoint(state(), str(path))
     ckpt, sha256 = read_checkpoint(str(path))
     assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert set(ckpt) == {'model', 'epoch'} and torch.equal(ckpt['model']['w'], state()['model']['w'])
+    assert (
+        set(ckpt) == {'model', 'epoch'}
+        and torch.equal(ckpt['model']['w'], state()['model']['w'])
+    )
 
 
 def test_read_checkpoint_opens_and_reads_the_file_once(tmp_path, monkeypatch):
@@ -199,7 +244,13 @@ def test_read_checkpoint_opens_and_reads_the_file_once(tmp_path, monkeypatch):
         return open(name, mode, *args, **kwargs)
 
     monkeypatch.setattr(utils.checkpoint, 'open', counting_open, raising=False)
-    monkeypatch.setattr(torch, 'load', lambda f, **kwargs: torch.serialization.load(f, **kwargs)
-                        if isinstance(f, io.BytesIO) else pytest.fail(f'torch.load opened {f} itself'))
+    monkeypatch.setattr(
+        torch,
+        'load',
+        lambda f, **kwargs: (
+            torch.serialization.load(f, **kwargs) if isinstance(f, io.BytesIO)
+            else pytest.fail(f'torch.load opened {f} itself')
+        ),
+    )
     read_checkpoint(str(path))
     assert opened == [str(path)]

@@ -1,4 +1,5 @@
-"""Debugging flags of train.py: --fast_dev_run, --overfit_batches, --limit_*_batches, --detect_anomaly, --profile."""
+"""Debugging flags of train.py: --fast_dev_run, --overfit_batches, --limit_*_batches,
+--detect_anomaly, --profile."""
 import json
 import os
 import re
@@ -17,7 +18,8 @@ FAST_DEV_PREFIX = 'torchbase_fast_dev_run_'
 
 
 def spy_steps(monkeypatch):
-    """['train' or 'val' for each call of Trainer.step, in order] (validation steps run the model in eval mode)."""
+    """['train' or 'val' for each call of Trainer.step, in order] (validation steps run the model
+    in eval mode)."""
     calls = []
     original = train.Trainer.step
 
@@ -43,7 +45,8 @@ def spy_trainers(monkeypatch):
 
 
 def spy_samples(monkeypatch):
-    """{'train': {epoch: [index, ...]}, 'val': [(list_path, index), ...]}: the samples the loaders actually read."""
+    """{'train': {epoch: [index, ...]}, 'val': [(list_path, index), ...]}: the samples the loaders
+    actually read."""
     read = {'train': {}, 'val': []}
     original = ListDataset.__getitem__
 
@@ -59,7 +62,8 @@ def spy_samples(monkeypatch):
 
 
 def spy_mkdtemp(monkeypatch):
-    """The folders tempfile.mkdtemp made with the --fast_dev_run prefix (the real mkdtemp makes them)."""
+    """The folders tempfile.mkdtemp made with the --fast_dev_run prefix (the real mkdtemp makes
+    them)."""
     made = []
     real = prepare.tempfile.mkdtemp
 
@@ -80,11 +84,14 @@ def train_order(trainer, epoch):
 
 
 def assert_model_summary(run, model):
-    """model_summary.txt begins with the parameter count of `model` (also logged in train.log), then its layers."""
+    """model_summary.txt begins with the parameter count of `model` (also logged in train.log),
+    then its layers."""
     text = (run / 'model_summary.txt').read_text()
     first = text.splitlines()[0]
-    found = re.fullmatch(r'(\w+): ([\d,]+) parameters \(([\d,]+) trainable\), ([\d.]+) MiB of weights and buffers',
-                         first)
+    found = re.fullmatch(
+        r'(\w+): ([\d,]+) parameters \(([\d,]+) trainable\), ([\d.]+) MiB of weights and buffers',
+        first,
+    )
     assert found, first
     params = list(model.parameters())
     assert found[1] == type(model).__name__
@@ -99,20 +106,25 @@ def assert_model_summary(run, model):
 @pytest.fixture
 def restore_anomaly_mode():
     yield
-    torch.autograd.set_detect_anomaly(False)  # --detect_anomaly sets it process-wide; it slows every later backward
+    # --detect_anomaly sets it process-wide; it slows every later backward
+    torch.autograd.set_detect_anomaly(False)
 
 
-def test_fast_dev_run_runs_one_step_of_each_in_a_temporary_folder_then_removes_it(train_argv, tmp_path,
-                                                                                   monkeypatch):
+def test_fast_dev_run_runs_one_step_of_each_in_a_temporary_folder_then_removes_it(
+        train_argv, tmp_path, monkeypatch):
     made = spy_mkdtemp(monkeypatch)
     steps = spy_steps(monkeypatch)
     trainers = spy_trainers(monkeypatch)
     seen = []  # the run folder's files while the run goes on (at its validation step)
     original = train.Trainer.val_per_epoch
-    monkeypatch.setattr(train.Trainer, 'val_per_epoch',
-                        lambda self, epoch: seen.extend(os.listdir(self.args.model_dir)) or original(self, epoch))
+    monkeypatch.setattr(
+        train.Trainer,
+        'val_per_epoch',
+        lambda self, epoch: seen.extend(os.listdir(self.args.model_dir)) or original(self, epoch),
+    )
 
-    assert train.main(train_argv + ['--fast_dev_run']) is None  # returns normally, after --epochs 2 is overridden
+    # returns normally, after --epochs 2 is overridden
+    assert train.main(train_argv + ['--fast_dev_run']) is None
     assert steps == ['train', 'val']
     assert len(made) == 1 and len(trainers) == 1
     args = trainers[0].args
@@ -120,7 +132,8 @@ def test_fast_dev_run_runs_one_step_of_each_in_a_temporary_folder_then_removes_i
     assert args.epochs == 1 and {'args.json', 'train.log', 'model_summary.txt'} <= set(seen)
     assert not os.path.exists(made[0])  # the temporary folder is gone...
     checkpoints = tmp_path / 'checkpoints'
-    assert not checkpoints.exists() or not os.listdir(checkpoints)  # ... and nothing went to --checkpoints_dir
+    # ... and nothing went to --checkpoints_dir
+    assert not checkpoints.exists() or not os.listdir(checkpoints)
     assert os.listdir(tmp_path) in ([], ['checkpoints'])
 
 
@@ -134,7 +147,8 @@ def test_fast_dev_run_checks_a_run_with_warmup_and_a_cosine_schedule(train_argv,
 
 
 def test_fast_dev_run_refuses_resume(train_argv, tmp_path, monkeypatch):
-    run = options.prepare_train_args(train_argv)  # a run folder (args.json) that stopped before its first epoch
+    # a run folder (args.json) that stopped before its first epoch
+    run = options.prepare_train_args(train_argv)
     before = sorted(os.listdir(run.model_dir))
     made = spy_mkdtemp(monkeypatch)
     steps = spy_steps(monkeypatch)
@@ -144,37 +158,47 @@ def test_fast_dev_run_refuses_resume(train_argv, tmp_path, monkeypatch):
     assert sorted(os.listdir(run.model_dir)) == before
 
 
-def test_fast_dev_run_that_cannot_start_leaves_no_temporary_folder(train_argv, tmp_path, monkeypatch):
+def test_fast_dev_run_that_cannot_start_leaves_no_temporary_folder(
+        train_argv, tmp_path, monkeypatch):
     made = spy_mkdtemp(monkeypatch)
     try:
         with pytest.raises(ConfigError, match='missing.txt does not exist'):
-            train.main(train_argv + ['--fast_dev_run', '--train_list', str(tmp_path / 'missing.txt')])
+            train.main(
+                train_argv + ['--fast_dev_run', '--train_list', str(tmp_path / 'missing.txt')]
+            )
         assert not any(os.path.exists(path) for path in made)
     finally:
         for path in made:  # do not leave a leak in the system's temporary folder
             shutil.rmtree(path, ignore_errors=True)
 
 
-def test_overfit_batches_trains_and_validates_on_the_same_first_batch(shapes, train_argv, tmp_path, monkeypatch):
+def test_overfit_batches_trains_and_validates_on_the_same_first_batch(
+        shapes, train_argv, tmp_path, monkeypatch):
     steps = spy_steps(monkeypatch)
     trainers = spy_trainers(monkeypatch)
     samples = spy_samples(monkeypatch)
     train.main(train_argv + ['--overfit_batches', '1'])
     train_list = str(shapes / 'train.txt')
 
-    assert steps == ['train', 'val'] * 2  # one batch of 4 (of 12 training, 6 validation samples) each
+    # one batch of 4 (of 12 training, 6 validation samples) each
+    assert steps == ['train', 'val'] * 2
     trainer = trainers[0]
     assert len(trainer.train_loader) == len(trainer.val_loader) == 1
     first, second = set(train_order(trainer, 1)), set(train_order(trainer, 2))
     assert first == second and len(first) == 4
     val = trainer.val_loader.dataset
-    assert val.list_path == train_list and val.is_train is False  # the training samples, without augmentation
+    # the training samples, without augmentation
+    assert val.list_path == train_list and val.is_train is False
     assert set(trainer.val_loader.sampler) == first
-    # what the loaders read in the run: the same 4 training samples in both epochs, validated as they are
+    # what the loaders read in the run: the same 4 training samples in both epochs, validated as
+    # they are
     assert set(samples['train']) == {1, 2}
     assert set(samples['train'][1]) == set(samples['train'][2]) == first
     assert len(samples['train'][1]) == len(samples['train'][2]) == 4
-    assert len(samples['val']) == 8 and {s for s in samples['val']} == {(train_list, i) for i in first}
+    assert (
+        len(samples['val']) == 8
+        and {s for s in samples['val']} == {(train_list, i) for i in first}
+    )
 
     run = tmp_path / 'checkpoints' / 'base_exp'
     saved = json.loads((run / 'args.json').read_text())
@@ -196,16 +220,19 @@ def test_limit_batches_cut_each_epoch_short(shapes, train_argv, tmp_path, monkey
     assert len(first) == len(second) == 8
     assert set(first) != set(second)  # each epoch's shuffled order cut short, not a fixed subset
     assert samples['train'] == {1: first, 2: second}
-    assert samples['val'] == [(str(shapes / 'val.txt'), i) for i in range(4)] * 2  # the first batch, each epoch
+    # the first batch, each epoch
+    assert samples['val'] == [(str(shapes / 'val.txt'), i) for i in range(4)] * 2
     run = tmp_path / 'checkpoints' / 'base_exp'
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 2
     assert_model_summary(run, trainer.raw_model)
 
 
-def test_detect_anomaly_names_the_nan_of_the_backward_pass(train_argv, tmp_path, monkeypatch, restore_anomaly_mode):
+def test_detect_anomaly_names_the_nan_of_the_backward_pass(
+        train_argv, tmp_path, monkeypatch, restore_anomaly_mode):
     losses, anomaly_mode = [], []
 
-    def nan_gradient_loss(self, pred, gt):  # 0 forward, but d sqrt(x)/dx at 0 is inf, and inf * 0 is nan
+    # 0 forward, but d sqrt(x)/dx at 0 is inf, and inf * 0 is nan
+    def nan_gradient_loss(self, pred, gt):
         loss = (pred * 0).sqrt().sum()
         losses.append(loss.item())
         anomaly_mode.append(torch.is_anomaly_enabled())
@@ -218,8 +245,8 @@ def test_detect_anomaly_names_the_nan_of_the_backward_pass(train_argv, tmp_path,
         train.main(argv + ['--detect_anomaly', '--save_prefix', 'anomaly'])
     assert losses == [0.0] and anomaly_mode == [True]  # stopped at the first backward
 
-    # Without the flag the backward passes, the update writes NaN into the weights, and the next loss is NaN:
-    # the run stops at the end of the epoch, before any checkpoint.
+    # Without the flag the backward passes, the update writes NaN into the weights, and the next
+    # loss is NaN: the run stops at the end of the epoch, before any checkpoint.
     losses.clear(), anomaly_mode.clear()
     with pytest.raises(ConfigError, match=r'the loss is not finite at epoch 1, step 2/3'):
         train.main(argv)
@@ -237,11 +264,13 @@ def test_profile_writes_a_trace_of_training_steps(train_argv, tmp_path, monkeypa
     events = trace['traceEvents']
     assert isinstance(events, list) and events
     assert any(str(e.get('name', '')).startswith('aten::') for e in events)
-    assert sorted({e['name'] for e in events if str(e.get('name', '')).startswith('ProfilerStep#')}) == [
-        'ProfilerStep#2', 'ProfilerStep#3', 'ProfilerStep#4']
+    assert sorted(
+        {e['name'] for e in events if str(e.get('name', '')).startswith('ProfilerStep#')}
+    ) == ['ProfilerStep#2', 'ProfilerStep#3', 'ProfilerStep#4']
     assert_model_summary(run, trainers[0].raw_model)
 
-    train.main(train_argv + ['--profile', '--save_prefix', 'short'])  # 3 steps an epoch: too few, no trace
+    # 3 steps an epoch: too few, no trace
+    train.main(train_argv + ['--profile', '--save_prefix', 'short'])
     assert not (tmp_path / 'checkpoints' / 'base_short' / 'trace.json').exists()
     assert '--profile needs 5 training steps in an epoch, this run has 3' in (
         tmp_path / 'checkpoints' / 'base_short' / 'train.log').read_text()
@@ -250,10 +279,15 @@ def test_profile_writes_a_trace_of_training_steps(train_argv, tmp_path, monkeypa
     assert (tmp_path / 'checkpoints' / 'base_plain' / 'last.pth').exists()
 
 
-def test_model_summary_counts_the_parameters_of_the_model_trained(train_argv, tmp_path, monkeypatch):
+def test_model_summary_counts_the_parameters_of_the_model_trained(
+        train_argv, tmp_path, monkeypatch):
     trainers = spy_trainers(monkeypatch)
-    train.main(train_argv + ['--model_type', 'better', '--epochs', '1', '--limit_train_batches', '1',
-                             '--limit_val_batches', '1'])
+    train.main(train_argv + [
+        '--model_type', 'better',
+        '--epochs', '1',
+        '--limit_train_batches', '1',
+        '--limit_val_batches', '1',
+    ])
     model = trainers[0].raw_model
     assert type(model).__name__ == 'BetterModel'
     assert_model_summary(tmp_path / 'checkpoints' / 'better_exp', model)
@@ -268,13 +302,16 @@ def test_negative_batch_counts_are_refused(train_argv, tmp_path, monkeypatch, fl
 
 
 def test_a_fast_dev_run_run_cannot_be_resumed(train_argv, monkeypatch):
-    """A --fast_dev_run killed before its end leaves its temporary folder; resuming it must not run (and remove)
-    anything."""
+    """A --fast_dev_run killed before its end leaves its temporary folder; resuming it must not run
+    (and remove) anything."""
     made = spy_mkdtemp(monkeypatch)
     try:
-        args = options.prepare_train_args(train_argv + ['--fast_dev_run'])  # the folder a killed run leaves
+        # the folder a killed run leaves
+        args = options.prepare_train_args(train_argv + ['--fast_dev_run'])
         before = sorted(os.listdir(args.model_dir))
-        with pytest.raises(ConfigError, match='a --fast_dev_run run is a check, not a run to go on with'):
+        with pytest.raises(
+            ConfigError, match='a --fast_dev_run run is a check, not a run to go on with'
+        ):
             train.main(['--resume', args.model_dir])
         assert sorted(os.listdir(args.model_dir)) == before and 'args.json' in before
     finally:

@@ -40,10 +40,15 @@ def test_run_cli_also_writes_errors_into_the_folders_log_file(tmp_path, capsys):
     try:
         with pytest.raises(SystemExit):
             run_cli(mistake)
-        with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback on the console, and in the file
+        # a bug keeps its traceback on the console, and in the file
+        with pytest.raises(ZeroDivisionError):
             run_cli(lambda: 1 / 0)
     finally:
         close_logging()
     text = (tmp_path / 'train.log').read_text()
-    assert 'error: --lr must be positive' in text and 'Traceback' in text and 'ZeroDivisionError' in text
+    assert (
+        'error: --lr must be positive' in text
+        and 'Traceback' in text
+        and 'ZeroDivisionError' in text
+    )
     assert capsys.readouterr().err.count('error: --lr must be positive') == 1
