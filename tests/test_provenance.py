@@ -1,5 +1,6 @@
-"""A run folder explains itself (commit, uncommitted changes, environment, source hashes), every checkpoint
-carries its commit and source hashes, and eval.py says when the model's code changed since training."""
+"""A run folder explains itself (commit, uncommitted changes, environment, source hashes), every
+checkpoint carries its commit and source hashes, and eval.py says when the model's code changed
+since training."""
 import hashlib
 import json
 import os
@@ -24,8 +25,14 @@ def read_result(path):
 @pytest.fixture(scope='module')
 def run(shapes, tmp_path_factory):
     checkpoints = tmp_path_factory.mktemp('prov') / 'checkpoints'
-    train.main(['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
-                str(checkpoints), '--epochs', '1', '--batch_size', '4', '--seed', '3'])
+    train.main([
+        '--train_list', str(shapes / 'train.txt'),
+        '--val_list', str(shapes / 'val.txt'),
+        '--checkpoints_dir', str(checkpoints),
+        '--epochs', '1',
+        '--batch_size', '4',
+        '--seed', '3',
+    ])
     return checkpoints / 'base_exp'
 
 
@@ -46,7 +53,8 @@ def test_run_folder_records_commit_environment_seed_and_source_hashes(run):
                                           'data/augment.py', 'data/make_shapes.py', 'task/seg.py',
                                           'loss.py', 'metrics.py'}
     for path, digest in info['source_hashes'].items():
-        assert hashlib.sha256(open(os.path.join(provenance.ROOT, path), 'rb').read()).hexdigest() == digest
+        source = open(os.path.join(provenance.ROOT, path), 'rb').read()
+        assert hashlib.sha256(source).hexdigest() == digest
 
 
 def test_every_checkpoint_carries_args_epoch_best_commit_and_source_hashes(run):
@@ -54,41 +62,60 @@ def test_every_checkpoint_carries_args_epoch_best_commit_and_source_hashes(run):
     for name in ('last.pth', 'best.pth', 'epoch_1.pth'):
         ckpt = torch.load(run / name, weights_only=True)
         assert ckpt['args']['seed'] == 3 and ckpt['epoch'] == 1 and ckpt['best_metric'] is not None
-        assert ckpt['git']['commit'] == info['git']['commit'] and ckpt['source_hashes'] == info['source_hashes']
+        assert (
+            ckpt['git']['commit'] == info['git']['commit']
+            and ckpt['source_hashes'] == info['source_hashes']
+        )
 
 
 def test_source_files_follow_the_chosen_model_and_dataset():
     files = source_files(chosen_classes(make_args(model_type='better', data_type='mem_list')))
-    assert files == ['data/augment.py', 'data/list_dataset.py', 'data/make_shapes.py',
-                     'data/mem_list_dataset.py', 'loss.py', 'metrics.py', 'model/better/__init__.py',
-                     'model/better/better_model.py', 'model/submodules.py', 'task/seg.py']
+    assert files == [
+        'data/augment.py',
+        'data/list_dataset.py',
+        'data/make_shapes.py',
+        'data/mem_list_dataset.py',
+        'loss.py',
+        'metrics.py',
+        'model/better/__init__.py',
+        'model/better/better_model.py',
+        'model/submodules.py',
+        'task/seg.py',
+    ]
 
 
 def test_eval_of_unchanged_code_says_so_with_the_checkpoint_hash(run):
     evaluate.main(['--load_model_path', str(run / 'best.pth'), '--save_prefix', 'same'])
     result = read_result(run / 'best' / 'shapes_val_same' / 'result.txt')
     assert result['source_changed'] == 'none'
-    assert result['checkpoint_sha256'] == hashlib.sha256((run / 'best.pth').read_bytes()).hexdigest()
+    best_sha256 = hashlib.sha256((run / 'best.pth').read_bytes()).hexdigest()
+    assert result['checkpoint_sha256'] == best_sha256
     assert result['num_samples'] == '6' and result['eval_list'].endswith('val.txt')
 
 
 def test_eval_names_changed_files_and_how_to_get_the_code_back(run, tmp_path):
     ckpt = torch.load(run / 'best.pth', weights_only=True)
-    ckpt['source_hashes']['model/base/base_model.py'] = '0' * 64  # as if the file was edited since training
+    # as if the file was edited since training
+    ckpt['source_hashes']['model/base/base_model.py'] = '0' * 64
     ckpt['git'] = {'commit': 'abc123', 'dirty': True}
     other = tmp_path / 'other_run'
     other.mkdir()
     torch.save(ckpt, other / 'best.pth')
-    (other / 'uncommitted.patch').write_text('a patch')  # what train.py saves beside a dirty tree's checkpoints
+    # what train.py saves beside a dirty tree's checkpoints
+    (other / 'uncommitted.patch').write_text('a patch')
     evaluate.main(['--load_model_path', str(other / 'best.pth'), '--save_prefix', 'edited'])
     result_dir = other / 'best' / 'shapes_val_edited'
     result = read_result(result_dir / 'result.txt')
     assert result['source_changed'] == 'model/base/base_model.py'
     assert result['trained_commit'] == 'abc123 with uncommitted changes'
-    code = os.path.join(os.path.dirname(provenance.ROOT), os.path.basename(provenance.ROOT) + '_abc123')
-    assert result['source_restore'] == f'git worktree add {code} abc123 && git -C {code} apply ' \
-                                       f'{other / "uncommitted.patch"}'
-    assert 'changed since the checkpoint was trained: model/base/base_model.py' in (result_dir / 'eval.log').read_text()
+    code = os.path.join(
+        os.path.dirname(provenance.ROOT), os.path.basename(provenance.ROOT) + '_abc123'
+    )
+    assert result['source_restore'] == (
+        f'git worktree add {code} abc123 && git -C {code} apply {other / "uncommitted.patch"}'
+    )
+    log = (result_dir / 'eval.log').read_text()
+    assert 'changed since the checkpoint was trained: model/base/base_model.py' in log
 
 
 def test_changed_sources_sees_edited_deleted_and_new_files():
@@ -100,8 +127,11 @@ def test_changed_sources_sees_edited_deleted_and_new_files():
 
 
 def git(repo, *argv):
-    subprocess.run(['git', '-C', str(repo), '-c', 'user.name=t', '-c', 'user.email=t@t', *argv], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ['git', '-C', str(repo), '-c', 'user.name=t', '-c', 'user.email=t@t', *argv],
+        check=True,
+        capture_output=True,
+    )
 
 
 def committed_repo(tmp_path):
@@ -121,14 +151,16 @@ def test_dirty_tree_writes_the_patch_and_lists_untracked_files(tmp_path, monkeyp
     assert git_info()['dirty'] is False
     (repo / 'a.py').write_text('x = 2\n')
     (repo / 'new.py').write_text('')
-    monkeypatch.setattr(provenance, 'source_hashes', lambda classes: {})  # the files of this project are not there
+    # the files of this project are not there
+    monkeypatch.setattr(provenance, 'source_hashes', lambda classes: {})
     write_run_info(str(tmp_path), 0, ())
     info = json.loads((tmp_path / 'run_info.json').read_text())
     assert info['git']['dirty'] is True and info['git']['untracked'] == ['new.py']
     assert '-x = 1\n+x = 2' in (tmp_path / 'uncommitted.patch').read_text()
 
 
-def test_the_patch_on_the_commit_gives_back_the_code_untracked_files_included(tmp_path, monkeypatch):
+def test_the_patch_on_the_commit_gives_back_the_code_untracked_files_included(
+        tmp_path, monkeypatch):
     repo = tmp_path / 'repo'
     (repo / 'model' / 'mine').mkdir(parents=True)
     git(repo, 'init', '-q')
@@ -138,15 +170,18 @@ def test_the_patch_on_the_commit_gives_back_the_code_untracked_files_included(tm
     git(repo, 'commit', '-q', '-m', 'first')
     (repo / 'a.py').write_text('x = 2\n')  # edited, not staged
     (repo / 'gone.py').unlink()
-    (repo / 'model' / 'mine' / 'net.py').write_text('class Net: pass\n')  # a new model package, never added
-    (repo / 'model' / 'mine' / 'weights.bin').write_bytes(b'\0' * (provenance.UNTRACKED_SAVED[1] + 1))  # too big
+    # a new model package, never added
+    (repo / 'model' / 'mine' / 'net.py').write_text('class Net: pass\n')
+    too_big = b'\0' * (provenance.UNTRACKED_SAVED[1] + 1)
+    (repo / 'model' / 'mine' / 'weights.bin').write_bytes(too_big)
     monkeypatch.setattr(provenance, 'ROOT', str(repo))
     monkeypatch.setattr(provenance, 'source_hashes', lambda classes: {})
     write_run_info(str(tmp_path), 0, ())
     info = json.loads((tmp_path / 'run_info.json').read_text())['git']
     assert info['untracked'] == ['model/mine/net.py', 'model/mine/weights.bin']
     assert info['untracked_not_saved'] == ['model/mine/weights.bin']
-    copy = tmp_path / 'copy'  # what source_restore advises: a worktree at the commit, then the patch
+    # what source_restore advises: a worktree at the commit, then the patch
+    copy = tmp_path / 'copy'
     git(repo, 'worktree', 'add', '-q', str(copy), info['commit'])
     git(copy, 'apply', str(tmp_path / 'uncommitted.patch'))
     assert (copy / 'a.py').read_text() == 'x = 2\n' and not (copy / 'gone.py').exists()
@@ -160,10 +195,12 @@ def test_outside_a_git_checkout_a_plain_note(tmp_path, monkeypatch):
 
 
 def test_bytes_that_are_not_utf8_never_stop_a_run_and_come_back_unchanged(tmp_path, monkeypatch):
-    """A job log whose progress-bar character srun split across stdout and stderr, left in the project: every
-    later train.py read it through git, and a decoding error stopped each at start."""
+    """A job log whose progress-bar character srun split across stdout and stderr, left in the
+    project: every later train.py read it through git, and a decoding error stopped each at
+    start."""
     repo = committed_repo(tmp_path)
-    log = b'train 1/3:  20%|\xe2\x96 | 2/10\nlatin-1: caf\xe9\n'  # a cut-off UTF-8 character, then Latin-1
+    # a cut-off UTF-8 character, then Latin-1
+    log = b'train 1/3:  20%|\xe2\x96 | 2/10\nlatin-1: caf\xe9\n'
     (repo / 'slurm-7.out').write_bytes(log)
     (repo / 'a.py').write_bytes(b'x = "caf\xe9"\n')  # a tracked file too
     monkeypatch.setattr(provenance, 'ROOT', str(repo))
@@ -174,4 +211,7 @@ def test_bytes_that_are_not_utf8_never_stop_a_run_and_come_back_unchanged(tmp_pa
     copy = tmp_path / 'copy'
     git(repo, 'worktree', 'add', '-q', str(copy), info['commit'])
     git(copy, 'apply', str(tmp_path / 'uncommitted.patch'))
-    assert (copy / 'slurm-7.out').read_bytes() == log and (copy / 'a.py').read_bytes() == b'x = "caf\xe9"\n'
+    assert (
+        (copy / 'slurm-7.out').read_bytes() == log
+        and (copy / 'a.py').read_bytes() == b'x = "caf\xe9"\n'
+    )

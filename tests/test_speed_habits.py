@@ -1,5 +1,6 @@
-"""What keeps the Trainer as fast as a hand-written loop: no host read of a device value between print points, and
-memory that does not grow with the steps. (The timings themselves: python scripts/benchmark.py.)"""
+"""What keeps the Trainer as fast as a hand-written loop: no host read of a device value between
+print points, and memory that does not grow with the steps. (The timings themselves: python
+scripts/benchmark.py.)"""
 import gc
 import warnings
 
@@ -13,9 +14,10 @@ from options import prepare_train_args
 
 
 class HostReads(TorchFunctionMode):
-    """Counts the reads of a tensor's value by the host (item, tolist, bool(), int(), float(), .cpu(), .numpy()): on
-    a GPU each one waits for the device to finish its queued work. The optimizer's step counts, which torch keeps on
-    the host on purpose, are not device values and are not counted."""
+    """Counts the reads of a tensor's value by the host (item, tolist, bool(), int(), float(),
+    .cpu(), .numpy()): on a GPU each one waits for the device to finish its queued work. The
+    optimizer's step counts, which torch keeps on the host on purpose, are not device values and
+    are not counted."""
     READS = {'item', 'tolist', '__bool__', '__int__', '__float__', '__index__', 'cpu', 'numpy'}
 
     def __init__(self, optimizer):
@@ -38,8 +40,12 @@ def data_48(tmp_path_factory):
 
 def make_trainer(data, tmp_path, *flags):
     return train.Trainer(prepare_train_args([
-        '--train_list', str(data / 'train.txt'), '--val_list', str(data / 'val.txt'), '--checkpoints_dir',
-        str(tmp_path / 'runs'), '--batch_size', '4', *flags]))
+        '--train_list', str(data / 'train.txt'),
+        '--val_list', str(data / 'val.txt'),
+        '--checkpoints_dir', str(tmp_path / 'runs'),
+        '--batch_size', '4',
+        *flags,
+    ]))
 
 
 def mark_steps(trainer, probe):
@@ -63,22 +69,28 @@ def test_one_host_read_per_print_freq_steps(data_48, tmp_path, print_freq):
         trainer.train_per_epoch(1)
     steps = trainer.steps_per_epoch
     assert steps == 12 and len(marks) == steps
-    between = [b - a for a, b in zip(marks, marks[1:], strict=False)]  # during step k and the loading of k + 1
+    # during step k and the loading of k + 1
+    between = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     assert between == [1 if k % print_freq == 0 else 0 for k in range(steps - 1)]
-    # the epoch's end: the last loss check, the epoch's metrics and pictures; a fixed cost, not one per step
+    # the epoch's end: the last loss check, the epoch's metrics and pictures; a fixed cost, not one
+    # per step
     assert reads.count - marks[-1] <= 12
 
 
 def live_tensors():
     gc.collect()
-    with warnings.catch_warnings():  # looking at torch.distributed.reduce_op warns that it is deprecated
+    # looking at torch.distributed.reduce_op warns that it is deprecated
+    with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)
         tensors = [o for o in gc.get_objects() if torch.is_tensor(o)]
-    return len(tensors), sum(t.untyped_storage().nbytes() for t in tensors if t.device.type != 'meta')
+    return len(tensors), sum(
+        t.untyped_storage().nbytes() for t in tensors if t.device.type != 'meta'
+    )
 
 
 def test_memory_stays_flat_over_hundreds_of_steps(data_48, tmp_path):
-    """The article's Recorder kept every step's loss tensor, graph included; this one keeps sums."""
+    """The article's Recorder kept every step's loss tensor, graph included; this one keeps
+    sums."""
     trainer = make_trainer(data_48, tmp_path, '--epochs', '25')
     marks = mark_steps(trainer, lambda: None)
     seen = {}
@@ -86,7 +98,8 @@ def test_memory_stays_flat_over_hundreds_of_steps(data_48, tmp_path):
 
     def probed(loss, epoch, i):
         original(loss, epoch, i)
-        if len(marks) in (60, 300):  # after the first epochs' allocations; then after 240 more steps
+        # after the first epochs' allocations; then after 240 more steps
+        if len(marks) in (60, 300):
             seen[len(marks)] = live_tensors()
 
     trainer.optimize = probed

@@ -1,5 +1,6 @@
-"""scripts/torchrun.py: torchrun (gloo, 2 processes, the tiny data of tests/test_ddp.py) that ends a stop or a
-process's one-line error with the exit status of the shell and no traceback of its own."""
+"""scripts/torchrun.py: torchrun (gloo, 2 processes, the tiny data of tests/test_ddp.py) that ends a
+stop or a process's one-line error with the exit status of the shell and no traceback of its
+own."""
 import json
 import os
 import runpy
@@ -18,16 +19,27 @@ from utils.run_status import read_status
 
 def wrapped(*argv):
     """The command line of scripts/torchrun.py for 2 processes on this machine."""
-    return [sys.executable, os.path.join(ROOT, 'scripts', 'torchrun.py'), '--standalone', '--nproc_per_node', '2',
-            *argv]
+    return [
+        sys.executable,
+        os.path.join(ROOT, 'scripts', 'torchrun.py'),
+        '--standalone',
+        '--nproc_per_node', '2',
+        *argv,
+    ]
 
 
 def start_paused(tmp_path, pause_at, argv):
-    """As tests/test_ddp.py's start_paused, through scripts/torchrun.py and in a process group of its own (as a
-    shell starts a command), so that the test can send it a terminal's Ctrl-C."""
+    """As tests/test_ddp.py's start_paused, through scripts/torchrun.py and in a process group of
+    its own (as a shell starts a command), so that the test can send it a terminal's Ctrl-C."""
     progress = tmp_path / 'progress'
-    proc = subprocess.Popen(wrapped('-m', 'tests.paused_train', str(progress), str(pause_at), *argv), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        wrapped('-m', 'tests.paused_train', str(progress), str(pause_at), *argv),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     files = [tmp_path / f'progress.rank{r}' for r in (0, 1)]
     deadline = time.time() + 120
     while not all(f.exists() and f.read_text().endswith('paused') for f in files):
@@ -38,8 +50,10 @@ def start_paused(tmp_path, pause_at, argv):
 
 @pytest.mark.slow
 def test_ctrl_c_to_the_process_group_exits_130_after_the_save(shapes, tmp_path):
-    proc = start_paused(tmp_path, 2, flags(shapes, tmp_path))  # both processes at epoch 1's second step
-    # Ctrl-C reaches torchrun's group only (its processes run in sessions of their own); it passes it on
+    # both processes at epoch 1's second step
+    proc = start_paused(tmp_path, 2, flags(shapes, tmp_path))
+    # Ctrl-C reaches torchrun's group only (its processes run in sessions of their own); it passes
+    # it on
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and 'Traceback' not in err and 'terminate called' not in err, err
@@ -70,7 +84,10 @@ def test_a_bad_sample_in_every_process_ends_with_its_error_and_one_line(shapes, 
     assert p.returncode == 1 and 'Traceback' not in p.stderr, p.stderr
     assert '[rank 0] error: ' in p.stderr and f'{tmp_path / "notes.txt"}: not an image' in p.stderr
     summary = [line for line in p.stderr.splitlines() if line.startswith('torchrun: ')]
-    assert summary in (['torchrun: rank 0 failed first, exit code 1'], ['torchrun: rank 1 failed first, exit code 1'])
+    assert summary in (
+        ['torchrun: rank 0 failed first, exit code 1'],
+        ['torchrun: rank 1 failed first, exit code 1'],
+    )
 
 
 @pytest.mark.slow
@@ -82,22 +99,26 @@ def test_a_bad_sample_in_one_process_is_named_as_the_first_failure(shapes, tmp_p
     p = run(wrapped('train.py', *argv))
     assert p.returncode == 1 and '[rank 0] error: ' in p.stderr, p.stderr
     assert p.stderr.splitlines()[-1] == 'torchrun: rank 0 failed first, exit code 1'
-    # torchrun's traceback and failure table are gone (process 1 may still print gloo's 'Connection closed by
-    # peer' traceback: train.py's, not torchrun's)
+    # torchrun's traceback and failure table are gone (process 1 may still print gloo's
+    # 'Connection closed by peer' traceback: train.py's, not torchrun's)
     assert 'ChildFailedError' not in p.stderr and 'Root Cause' not in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize('exitcode, error_file, line, status', [
     (1, None, 'torchrun: rank 3 failed first, exit code 1', 1),
     (-9, None, 'torchrun: rank 3 failed first, killed by SIGKILL (exit code 137)', 137),
-    (1, 'error.json', 'torchrun: rank 3 failed first, exit code 1; its traceback: {}', 1),  # under @record
+    # under @record
+    (1, 'error.json', 'torchrun: rank 3 failed first, exit code 1; its traceback: {}', 1),
 ])
 def test_the_failure_line_and_exit_status(tmp_path, exitcode, error_file, line, status):
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
-    torchrun = runpy.run_path(os.path.join(ROOT, 'scripts', 'torchrun.py'))  # its functions, without running it
+    # its functions, without running it
+    torchrun = runpy.run_path(os.path.join(ROOT, 'scripts', 'torchrun.py'))
     path = tmp_path / (error_file or 'none.json')
     if error_file:  # as @record writes it in the failed process
-        path.write_text(json.dumps({'message': {'message': 'ValueError: x', 'extraInfo': {'timestamp': '1'}}}))
+        path.write_text(json.dumps({
+            'message': {'message': 'ValueError: x', 'extraInfo': {'timestamp': '1'}},
+        }))
     error = ChildFailedError('train.py', {3: ProcessFailure(1, 100, exitcode, str(path))})
     assert torchrun['failure_line'](error) == line.format(path)
     assert torchrun['exit_status'](exitcode) == status
