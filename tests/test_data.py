@@ -1,4 +1,5 @@
-"""Contract of every registered dataset, the list format, augmentation and the demo data generator."""
+"""Contract of every registered dataset, the list format, augmentation and the demo data
+generator."""
 import filecmp
 import os
 import pickle
@@ -11,7 +12,13 @@ from torch.utils.data import DataLoader
 
 from data.augment import to_tensor
 from data.cls_list_dataset import ClsListDataset
-from data.data_entry import get_dataset_by_type, make_loader, select_eval_loader, select_train_loader, type2data
+from data.data_entry import (
+    get_dataset_by_type,
+    make_loader,
+    select_eval_loader,
+    select_train_loader,
+    type2data,
+)
 from data.make_shapes import CLASS_NAMES, make_shapes
 from data.sampler import EpochIndex, EpochSampler, ShardSampler
 from tests.conftest import make_args
@@ -75,7 +82,10 @@ def test_augmentation_depends_on_the_seed(shapes):
 def test_eval_samples_are_not_augmented(shapes):
     ds = get_dataset_by_type(args_for(shapes), False)
     for i in range(len(ds)):
-        assert all(torch.equal(a, b) for a, b in zip(ds[EpochIndex(i, 5)], to_tensor(*ds.load(i)), strict=True))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(ds[EpochIndex(i, 5)], to_tensor(*ds.load(i)), strict=True)
+        )
 
 
 def test_mem_list_matches_list(shapes):
@@ -111,13 +121,20 @@ def test_label_outside_the_classes_names_file_and_line(tmp_path, value, ok):
     cv2.imwrite(str(tmp_path / 'img.png'), np.zeros((4, 4, 3), np.uint8))
     cv2.imwrite(str(tmp_path / 'label.png'), label)
     (tmp_path / 'l.txt').write_text('# one sample\nimg.png label.png\n')
-    ds = get_dataset_by_type(make_args(val_list=str(tmp_path / 'l.txt'), num_classes=2, class_names=['a', 'b']),
-                             False)
+    ds = get_dataset_by_type(
+        make_args(val_list=str(tmp_path / 'l.txt'), num_classes=2, class_names=['a', 'b']),
+        False,
+    )
     if ok:
         assert ds[0][1][0, 0] == value
     else:
-        with pytest.raises(ConfigError, match=r'l.txt:2: label .* holds class 2, expected 0..1 \(--num_classes\) '
-                                              r'or 255 \(--ignore_index\)'):
+        with pytest.raises(
+            ConfigError,
+            match=(
+                r'l.txt:2: label .* holds class 2, expected 0..1 \(--num_classes\) '
+                r'or 255 \(--ignore_index\)'
+            ),
+        ):
             ds[0]
 
 
@@ -128,7 +145,8 @@ def test_missing_list_file_is_a_clear_error(tmp_path):
 
 def test_shuffle_order_follows_the_seed():
     def order(seed):
-        return next(iter(make_loader(list(range(12)), make_args(batch_size=12, seed=seed), is_train=True))).tolist()
+        loader = make_loader(list(range(12)), make_args(batch_size=12, seed=seed), is_train=True)
+        return next(iter(loader)).tolist()
 
     assert order(0) == order(0) != order(1)
     assert sorted(order(0)) == list(range(12)) != order(0)
@@ -155,7 +173,8 @@ def test_make_shapes_is_deterministic_readable_and_never_overwrites(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['a', 'b'], 'a temporary build folder was left behind'
     umask = os.umask(0)
     os.umask(umask)
-    assert os.stat(tmp_path / 'a').st_mode & 0o777 == 0o777 & ~umask  # not private like a tempfile folder
+    # not private like a tempfile folder
+    assert os.stat(tmp_path / 'a').st_mode & 0o777 == 0o777 & ~umask
     with pytest.raises(FileExistsError, match='delete it'):
         make_shapes(str(tmp_path / 'a'), n_train=1, n_val=1)
     assert len((tmp_path / 'a' / 'train.txt').read_text().splitlines()) == 3
@@ -172,18 +191,21 @@ def test_sampler_order_is_a_function_of_seed_and_epoch_and_skips_for_resume():
     assert sorted(order(0, 1)) == list(range(10))
     assert order(0, 1) == order(0, 1) != order(0, 2) and order(0, 1) != order(1, 1)
     assert order(1, 1) != order(0, 2)  # not a function of seed + epoch
-    assert order(0, 1) == np.random.default_rng([0, 1]).permutation(10).tolist()  # the order runs were saved with
+    # the order runs were saved with
+    assert order(0, 1) == np.random.default_rng([0, 1]).permutation(10).tolist()
     assert order(0, 3, skip=4) == order(0, 3)[4:]  # resuming after 4 samples
 
 
 def test_samplers_share_the_data_out_between_processes():
     whole = [int(i) for i in EpochSampler(10, 0)]
     shares = [[int(i) for i in EpochSampler(10, 0, num_replicas=3, rank=r)] for r in range(3)]
-    assert [len(s) for s in shares] == [4, 4, 4]  # 10 samples padded to 12: each process takes as many steps
+    # 10 samples padded to 12: each process takes as many steps
+    assert [len(s) for s in shares] == [4, 4, 4]
     padded = whole + whole[:2]
     assert all(shares[r] == padded[r::3] for r in range(3))
     evaluated = [ShardSampler(10, num_replicas=3, rank=r).indices for r in range(3)]
-    assert sorted(sum(evaluated, [])) == list(range(10))  # evaluation: every sample once, none padded
+    # evaluation: every sample once, none padded
+    assert sorted(sum(evaluated, [])) == list(range(10))
     assert list(ShardSampler(4)) == [0, 1, 2, 3]
     with pytest.raises(ConfigError, match='1 samples to evaluate for 2 processes'):
         ShardSampler(1, num_replicas=2, rank=1)  # process 1 would have nothing to add up
@@ -195,7 +217,8 @@ def test_epoch_index_keeps_its_epoch_through_pickle():
 
 
 @pytest.mark.parametrize('num_workers, persistent', [(2, False), (2, True)])
-def test_loader_workers_persistent_or_not_give_the_batches_of_the_main_process(shapes, num_workers, persistent):
+def test_loader_workers_persistent_or_not_give_the_batches_of_the_main_process(
+        shapes, num_workers, persistent):
     def epochs(loader):
         out = []
         for epoch in (1, 2):
@@ -206,9 +229,18 @@ def test_loader_workers_persistent_or_not_give_the_batches_of_the_main_process(s
     args = args_for(shapes, batch_size=4, num_workers=0)
     expected = epochs(select_train_loader(args))
     loader = select_train_loader(args_for(shapes, batch_size=4, num_workers=num_workers))
-    if persistent:  # workers that live across epochs never see a call made in the main process after they start
-        loader = DataLoader(loader.dataset, batch_size=4, sampler=loader.sampler, num_workers=num_workers,
-                            persistent_workers=True)
+    # workers that live across epochs never see a call made in the main process after they start
+    if persistent:
+        loader = DataLoader(
+            loader.dataset,
+            batch_size=4,
+            sampler=loader.sampler,
+            num_workers=num_workers,
+            persistent_workers=True,
+        )
     got = epochs(loader)
-    assert len(got) == len(expected) == 6 and all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
-    assert not torch.equal(torch.cat(expected[:3]), torch.cat(expected[3:]))  # the two epochs do differ
+    assert len(got) == len(expected) == 6 and all(
+        torch.equal(a, b) for a, b in zip(got, expected, strict=True)
+    )
+    # the two epochs do differ
+    assert not torch.equal(torch.cat(expected[:3]), torch.cat(expected[3:]))

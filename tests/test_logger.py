@@ -1,4 +1,5 @@
-"""Recorder: weighted means kept as sums and counts, with tensors left on their device until summary().
+"""Recorder: weighted means kept as sums and counts, with tensors left on their device until
+summary().
 Logger: which checkpoint files are written and kept."""
 import os
 
@@ -23,7 +24,8 @@ def test_tensors_stay_tensors_until_summary():
     value = torch.tensor(2.0, requires_grad=True) * 1
     r.record('loss', value, n=4)
     r.record('loss', torch.tensor(4.0), n=4)
-    assert torch.is_tensor(r.sums['loss']) and not r.sums['loss'].requires_grad  # detached: no graph kept
+    # detached: no graph kept
+    assert torch.is_tensor(r.sums['loss']) and not r.sums['loss'].requires_grad
     assert r.counts['loss'] == 8
     assert r.summary() == {'loss': 3.0}
 
@@ -36,12 +38,16 @@ def test_reset():
 
 
 def save_epochs(tmp_path, epochs, **flags):
-    """Runs a Logger's checkpoint saving for `epochs` epochs (epoch 1 the best) with the given --flags."""
-    args = make_args(model_dir=str(tmp_path / 'run'), checkpoints_dir=str(tmp_path), epochs=epochs, **flags)
+    """Runs a Logger's checkpoint saving for `epochs` epochs (epoch 1 the best) with the given
+    --flags."""
+    args = make_args(
+        model_dir=str(tmp_path / 'run'), checkpoints_dir=str(tmp_path), epochs=epochs, **flags
+    )
     os.mkdir(args.model_dir)
     logger = Logger(args)
     for epoch in range(1, epochs + 1):
-        logger.save_check_point({'model': {}, 'optimizer': {}, 'rng': {}, 'epoch': epoch}, epoch, is_best=epoch == 1)
+        state = {'model': {}, 'optimizer': {}, 'rng': {}, 'epoch': epoch}
+        logger.save_check_point(state, epoch, is_best=epoch == 1)
     logger.close()
     return tmp_path / 'run'
 
@@ -49,10 +55,15 @@ def save_epochs(tmp_path, epochs, **flags):
 def test_checkpoint_files_by_save_freq_and_last_epoch(tmp_path):
     run = save_epochs(tmp_path, 3, save_freq=2)
     files = set(os.listdir(run))
-    assert {'epoch_2.pth', 'epoch_3.pth', 'best.pth', 'last.pth'} <= files and 'epoch_1.pth' not in files
+    assert (
+        {'epoch_2.pth', 'epoch_3.pth', 'best.pth', 'last.pth'} <= files
+        and 'epoch_1.pth' not in files
+    )
     assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1
-    assert set(load_checkpoint(str(run / 'best.pth'))) == {'model', 'epoch'}  # no resume-only entries
-    assert CHECKSUM_KEY in torch.load(run / 'best.pth', weights_only=True)  # every file has its checksum
+    # no resume-only entries
+    assert set(load_checkpoint(str(run / 'best.pth'))) == {'model', 'epoch'}
+    # every file has its checksum
+    assert CHECKSUM_KEY in torch.load(run / 'best.pth', weights_only=True)
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 3
     assert (tmp_path / 'latest').read_text() == 'run\n'
 
@@ -61,5 +72,6 @@ def test_checkpoint_files_by_save_freq_and_last_epoch(tmp_path):
 def test_keep_last_caps_epoch_files_but_keeps_best_and_last(tmp_path, keep_last, kept):
     run = save_epochs(tmp_path, 5, keep_last=keep_last)
     assert sorted(int(f[6:-4]) for f in os.listdir(run) if f.startswith('epoch_')) == kept
-    assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1  # older than every kept epoch file
+    # older than every kept epoch file
+    assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 5

@@ -11,7 +11,8 @@ from utils.errors import ConfigError
 
 def two_pixels():
     # pixel 0: logits (0, ln 3) -> p(class 1) = 3/4; pixel 1: logits (0, 0) -> p = 1/2 each
-    pred = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]]).reshape(1, 2, 1, 2)  # (B=1, C=2, H=1, W=2)
+    # (B=1, C=2, H=1, W=2)
+    pred = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]]).reshape(1, 2, 1, 2)
     return pred
 
 
@@ -23,7 +24,8 @@ def test_cross_entropy_by_hand():
 
 def test_dice_by_hand():
     gt = torch.tensor([[[1, 0]]])
-    # probabilities: class 0 = (1/4, 1/2), class 1 = (3/4, 1/2); one-hot: class 0 = (0, 1), class 1 = (1, 0)
+    # probabilities: class 0 = (1/4, 1/2), class 1 = (3/4, 1/2);
+    # one-hot: class 0 = (0, 1), class 1 = (1, 0)
     dice0 = (2 * 0.5 + 1) / (0.75 + 1 + 1)
     dice1 = (2 * 0.75 + 1) / (1.25 + 1 + 1)
     loss = DiceLoss(ignore_index=255)(two_pixels(), gt)

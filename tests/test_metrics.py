@@ -26,8 +26,10 @@ def test_scores_by_hand():
 
 def test_logits_are_reduced_by_argmax_over_classes():
     m = SegMetrics(['a', 'b', 'c'], 255)
-    logits = torch.tensor([[0.0, 3.0, 1.0], [0.0, 1.0, 2.0]]).reshape(2, 3, 1, 1)  # (B=2, C=3, 1, 1)
-    m.update(logits, torch.tensor([1, 2]).reshape(2, 1, 1))  # class 1 wins in the first, 2 in the second
+    # (B=2, C=3, 1, 1)
+    logits = torch.tensor([[0.0, 3.0, 1.0], [0.0, 1.0, 2.0]]).reshape(2, 3, 1, 1)
+    # class 1 wins in the first, 2 in the second
+    m.update(logits, torch.tensor([1, 2]).reshape(2, 1, 1))
     assert m.compute()['pixel_acc'] == 1.0
 
 

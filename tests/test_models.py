@@ -46,7 +46,10 @@ def test_one_training_step_changes_weights(model_type):
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)
-    changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in model.state_dict().items()
+        if v.is_floating_point() and not torch.equal(v, before[k])
+    ]
     assert changed, 'no weight changed after an optimizer step'
 
 

@@ -1,4 +1,5 @@
-"""Flags, run folders and result folders: defaults that run, args that round-trip, runs that never overwrite."""
+"""Flags, run folders and result folders: defaults that run, args that round-trip, runs that never
+overwrite."""
 import argparse
 import json
 import os
@@ -33,7 +34,11 @@ def test_run_folders_are_numbered(train_argv, tmp_path):
     ck = tmp_path / 'checkpoints'
     assert dirs == [str(ck / 'base_x'), str(ck / 'base_x_2'), str(ck / 'base_x_3')]
     command = (ck / 'base_x_2' / 'command.txt').read_text()
-    assert command.startswith(f'cd {os.getcwd()} && ') and 'train.py' in command and '--save_prefix x' in command
+    assert (
+        command.startswith(f'cd {os.getcwd()} && ')
+        and 'train.py' in command
+        and '--save_prefix x' in command
+    )
     assert 'Run folder: ' in (ck / 'base_x_2' / 'train.log').read_text()
 
 
@@ -53,7 +58,10 @@ def test_latest_names_runs_inside_and_outside_checkpoints_dir(tmp_path, inside):
     (['--save_freq', '0'], '--save_freq must be positive'),
     (['--print_freq', '0'], '--print_freq must be positive'),
     (['--num_workers', '-1'], '--num_workers must be 0 or more'),
-    (['--num_classes', '3', '--class_names', 'a', 'b'], '--class_names has 2 names for --num_classes 3'),
+    (
+        ['--num_classes', '3', '--class_names', 'a', 'b'],
+        '--class_names has 2 names for --num_classes 3',
+    ),
     (['--save_prefix', '../up'], '--save_prefix'),
     (['--gpus', '7'], 'GPU 7 is not there'),
     (['--monitor', 'val/loss'], 'add --monitor_mode min'),
@@ -75,26 +83,43 @@ def test_unknown_registry_name_is_refused_with_valid_names(train_argv, tmp_path,
 
 def save_fake_checkpoint(path, **arg_overrides):
     args = make_args(**arg_overrides)
-    torch.save({'model': select_model(args).state_dict(), 'epoch': 1, 'args': vars(args), 'metrics': {}}, path)
+    torch.save({
+        'model': select_model(args).state_dict(),
+        'epoch': 1,
+        'args': vars(args),
+        'metrics': {},
+    }, path)
 
 
 def test_test_args_come_from_checkpoint_unless_given(tmp_path, shapes):
     run = tmp_path / 'checkpoints' / 'better_exp'
     run.mkdir(parents=True)
-    save_fake_checkpoint(run / 'best.pth', model_type='better', num_classes=3, class_names=['a', 'b', 'c'],
-                         val_list=str(shapes / 'val.txt'), ignore_index=7)
+    save_fake_checkpoint(
+        run / 'best.pth',
+        model_type='better',
+        num_classes=3,
+        class_names=['a', 'b', 'c'],
+        val_list=str(shapes / 'val.txt'),
+        ignore_index=7,
+    )
     (tmp_path / 'checkpoints' / 'latest').write_text('better_exp\n')
     argv = ['--checkpoints_dir', str(tmp_path / 'checkpoints'), '--save_prefix', 'try']
     args, ckpt = prepare_test_args(argv)
     assert args.load_model_path == str(run / 'best.pth')  # the newest run's best checkpoint
-    assert ckpt['args']['model_type'] == 'better'  # read once: the weights to score come with the args
+    # read once: the weights to score come with the args
+    assert ckpt['args']['model_type'] == 'better'
     assert (args.model_type, args.num_classes, args.class_names) == ('better', 3, ['a', 'b', 'c'])
-    assert (args.val_list, args.ignore_index, args.data_type) == (str(shapes / 'val.txt'), 7, 'list')
+    assert (args.val_list, args.ignore_index, args.data_type) == (
+        str(shapes / 'val.txt'), 7, 'list'
+    )
     assert args.result_dir == str(run / 'best' / 'shapes_val_try')
     assert json.load(open(os.path.join(args.result_dir, 'args.json')))['model_type'] == 'better'
-    assert f'--load_model_path {run / "best.pth"}' in open(os.path.join(args.result_dir, 'command.txt')).read()
+    command = open(os.path.join(args.result_dir, 'command.txt')).read()
+    assert f'--load_model_path {run / "best.pth"}' in command
     # Flags given on the command line win; an evaluation never reuses an earlier one's folder.
-    again, _ = prepare_test_args(argv + ['--model_type', 'base', '--ignore_index', '255', '--load_not_strict'])
+    again, _ = prepare_test_args(
+        argv + ['--model_type', 'base', '--ignore_index', '255', '--load_not_strict']
+    )
     assert (again.model_type, again.ignore_index) == ('base', 255)
     assert again.result_dir == str(run / 'best' / 'shapes_val_try_2')
 

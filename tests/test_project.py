@@ -1,4 +1,5 @@
-"""The parts of the template that are not Python: scripts, PyCharm run configurations, README, requirements."""
+"""The parts of the template that are not Python: scripts, PyCharm run configurations, README,
+requirements."""
 import glob
 import os
 import subprocess
@@ -18,7 +19,9 @@ def test_shell_scripts_parse(script):
 
 def test_pycharm_run_configurations_point_at_real_files():
     configs = glob.glob(os.path.join(ROOT, '.run', '*.run.xml'))
-    assert {os.path.basename(c) for c in configs} == {'train.run.xml', 'eval.run.xml', 'tests.run.xml'}
+    assert {os.path.basename(c) for c in configs} == {
+        'train.run.xml', 'eval.run.xml', 'tests.run.xml'
+    }
     for path in configs:
         options = {o.get('name'): o.get('value') for o in ET.parse(path).getroot().iter('option')}
         assert options['WORKING_DIRECTORY'] == '$PROJECT_DIR$'
@@ -28,8 +31,22 @@ def test_pycharm_run_configurations_point_at_real_files():
 
 def test_readme_describes_every_top_level_entry():
     readme = open(os.path.join(ROOT, 'README.md')).read()
-    for entry in ('checkpoints/', 'data/', 'model/', 'utils/', 'scripts/', 'tests/', '.run/', '.ci/run',
-                  'options.py', 'train.py', 'eval.py', 'loss.py', 'metrics.py', 'requirements.txt'):
+    for entry in (
+        'checkpoints/',
+        'data/',
+        'model/',
+        'utils/',
+        'scripts/',
+        'tests/',
+        '.run/',
+        '.ci/run',
+        'options.py',
+        'train.py',
+        'eval.py',
+        'loss.py',
+        'metrics.py',
+        'requirements.txt',
+    ):
         assert entry in readme, entry
     assert 'bash scripts/demo.sh' in readme and 'bash scripts/test.sh' in readme
 

@@ -45,12 +45,14 @@ def test_strict_load_of_other_model_is_a_short_error_pointing_to_load_not_strict
     big = nn.Sequential(*[nn.Linear(2, 2) for _ in range(200)])
     with pytest.raises(ConfigError) as e:
         load_model_weights(big, str(tmp_path / 'ck.pth'), strict=True)
-    assert '394 missing, e.g. ' in str(e.value) and len(str(e.value)) < 600  # not 400 keys, but a count
+    # not 400 keys, but a count
+    assert '394 missing, e.g. ' in str(e.value) and len(str(e.value)) < 600
 
 
 def test_strict_load_accepts_bare_state_dict_with_stacked_prefixes(tmp_path):
     src = small()
-    torch.save({f'module._orig_mod.{k}': v for k, v in src.state_dict().items()}, tmp_path / 'bare.pth')
+    state = {f'module._orig_mod.{k}': v for k, v in src.state_dict().items()}
+    torch.save(state, tmp_path / 'bare.pth')
     dst = small()
     load_model_weights(dst, str(tmp_path / 'bare.pth'))
     assert torch.equal(dst[2].weight, src[2].weight)
@@ -82,7 +84,8 @@ def test_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
         load_checkpoint(str(tmp_path / 'cut.pth'))
     with pytest.raises(ConfigError, match='does not exist'):
         load_checkpoint(str(tmp_path / 'nope.pth'))
-    assert sorted(os.listdir(tmp_path)) == ['cut.pth', 'ok.pth']  # the atomic save left no temporary file
+    # the atomic save left no temporary file
+    assert sorted(os.listdir(tmp_path)) == ['cut.pth', 'ok.pth']
 
 
 def test_device_without_gpus_is_cpu_here():
@@ -122,19 +125,29 @@ def test_partial_load_that_matches_nothing_is_an_error_showing_both_sides(tmp_pa
     model = select_model(make_args(model_type='base'))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ConfigError) as e:
-        load_model_weights(model, str(tmp_path / 'resnet18.pth'), strict=False, report_dir=str(tmp_path))
+        load_model_weights(
+            model, str(tmp_path / 'resnet18.pth'), strict=False, report_dir=str(tmp_path)
+        )
     lines = str(e.value).splitlines()
-    assert lines[0].endswith('matches nothing in the model (BaseModel): --load_not_strict would load 0 of its 122 '
-                             'tensors, and the model would keep its initial weights')
-    assert lines[1] == ('  the file has conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, ... '
-                        '(122 in all)')
+    assert lines[0].endswith(
+        'matches nothing in the model (BaseModel): --load_not_strict would load 0 of its 122 '
+        'tensors, and the model would keep its initial weights'
+    )
+    assert lines[1] == (
+        '  the file has conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, '
+        '... (122 in all)'
+    )
     model_keys = list(before)
-    assert lines[2] == f'  the model has {", ".join(model_keys[:5])}, ... ({len(model_keys)} in all)'
+    assert lines[2] == (
+        f'  the model has {", ".join(model_keys[:5])}, ... ({len(model_keys)} in all)'
+    )
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert not (tmp_path / 'load_match_dict.json').exists()
 
 
 def test_partial_load_where_names_match_but_no_shape_says_so(tmp_path):
     torch.save({'model': nn.Sequential(nn.Conv2d(1, 1, 1)).state_dict()}, tmp_path / 'ck.pth')
-    with pytest.raises(ConfigError, match=r'2 match by name only, e.g. 0.weight: file \(1, 1, 1, 1\), model'):
+    with pytest.raises(
+        ConfigError, match=r'2 match by name only, e.g. 0.weight: file \(1, 1, 1, 1\), model'
+    ):
         load_match_dict(small(), str(tmp_path / 'ck.pth'))
