@@ -7,6 +7,7 @@ import pytest
 from data.make_shapes import make_shapes
 from data.make_shapes_cls import make_shapes_cls
 from options import RUN_ARGS, parse_test_args, parse_train_args, task_defaults
+from task.task_entry import type2task
 
 
 @pytest.fixture(scope='session')
@@ -23,6 +24,45 @@ def shapes_cls(tmp_path_factory):
     root = tmp_path_factory.mktemp('data') / 'shapes_cls'
     make_shapes_cls(str(root), n_train=12, n_val=6, size=32, seed=0)
     return root
+
+
+@pytest.fixture(scope='session')
+def tiny_data(shapes, shapes_cls):
+    """{--task: the folder of its tiny dataset}: 12 training and 6 validation samples each, as the
+    tests parametrized over type2task count steps by them. EDIT ME: a new task's tiny dataset
+    (tests/test_train_eval.py fails until it has one)."""
+    return {'seg': shapes, 'cls': shapes_cls}
+
+
+@pytest.fixture(scope='session')
+def task_lists(tiny_data):
+    """task -> `--task task` and the lists of its tiny dataset: what a test of every task starts
+    from."""
+    def lists(task):
+        assert task in tiny_data, f'tests/conftest.py: tiny_data has no dataset for --task {task}'
+        root = tiny_data[task]
+        return ['--task', task, '--train_list', str(root / 'train.txt'),
+                '--val_list', str(root / 'val.txt')]
+    return lists
+
+
+def run_name(task, prefix='exp'):
+    """The run folder's name that train.py gives a run of `task` with its default --model_type."""
+    return f"{type2task[task].defaults['model_type']}_{prefix}"
+
+
+def monitor(task):
+    """The task's --monitor without its `val/` (e.g. `mIoU`): its name in eval.main's scores."""
+    return type2task[task].defaults['monitor'].split('/', 1)[1]
+
+
+@pytest.fixture
+def task_argv(task_lists, tmp_path):
+    """task -> the flags of a two-epoch training run of `task` on its tiny dataset (train_argv's,
+    for any task), every output under tmp_path."""
+    return lambda task: task_lists(task) + [
+        '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--epochs', '2', '--batch_size', '4',
+        '--num_workers', '0']
 
 
 @pytest.fixture

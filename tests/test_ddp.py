@@ -13,6 +13,8 @@ import torch
 
 import eval as evaluate
 import train
+from task.task_entry import type2task
+from tests.conftest import run_name
 from tests.test_resume import assert_same_run
 from utils.checkpoint import save_checkpoint
 from utils.dist import convert_sync_bn, init_distributed
@@ -35,9 +37,11 @@ def run(command, timeout=240):
     return p
 
 
-def flags(shapes, checkpoints, *extra):
-    return ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
-            str(checkpoints), '--epochs', str(EPOCHS), '--batch_size', '2', '--print_freq', '1', *extra]
+def flags(shapes, checkpoints, *extra, task='seg'):
+    """A run of `task` on its tiny dataset in the folder `shapes`."""
+    return ['--task', task, '--train_list', str(shapes / 'train.txt'),
+            '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir', str(checkpoints),
+            '--epochs', str(EPOCHS), '--batch_size', '2', '--print_freq', '1', *extra]
 
 
 def runs_in(checkpoints):
@@ -69,14 +73,18 @@ def read_result(path):
 
 
 @pytest.mark.slow
-def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(shapes, tmp_path):
+@pytest.mark.parametrize('task', list(type2task))
+def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(tiny_data, tmp_path, task):
     """--accum_steps skips DDP's all-reduce on the steps that do not update; the EMA's BatchNorm buffers, which
-    each process averages from its own batches, are rank 0's in every process before validation."""
-    p = run(torchrun('train.py', *flags(shapes, tmp_path, '--accum_steps', '2', '--ema', '0.9')))
+    each process averages from its own batches, are rank 0's in every process before validation.
+    Every task."""
+    argv = flags(tiny_data[task], tmp_path, '--accum_steps', '2', '--ema', '0.9', task=task)
+    p = run(torchrun('train.py', *argv))
     assert p.returncode == 0, p.stderr
-    best = torch.load(tmp_path / 'base_exp' / 'best.pth', weights_only=True)
-    assert best['world_size'] == 2 and 'ema' in best
-    scores = evaluate.main(['--load_model_path', str(tmp_path / 'base_exp' / 'best.pth')])  # one process, the EMA
+    path = tmp_path / run_name(task) / 'best.pth'
+    best = torch.load(path, weights_only=True)
+    assert best['world_size'] == 2 and 'ema' in best and best['args']['task'] == task
+    scores = evaluate.main(['--load_model_path', str(path)])  # one process, the EMA
     assert all(f'{scores[k[4:]]:.4f}' == f'{v:.4f}' for k, v in best['metrics'].items() if k[4:] in scores)
 
 

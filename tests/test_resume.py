@@ -1,6 +1,7 @@
 """Resume, exactly: real training processes are killed (SIGKILL), preempted (SIGTERM) or interrupted (Ctrl-C to
 the whole process group) at a known step, resumed with --resume, and must end with weights torch.equal to an
-uninterrupted run's. Each run: 12 training samples in batches of 4 (3 steps), 6 validation samples (2 steps)."""
+uninterrupted run's. Each run: 12 training samples in batches of 4 (3 steps), 6 validation samples
+(2 steps), of a task's tiny dataset (tests/conftest.py tiny_data)."""
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 import torch
 
 from options import prepare_train_args
+from task.task_entry import type2task
+from tests.conftest import run_name
 from utils.errors import ConfigError
 from utils.run_status import current_status, read_status
 from utils.train_state import RandomState
@@ -22,9 +25,11 @@ EPOCHS = 3
 STEPS = 5  # Trainer.step calls per epoch: 3 training, 2 validation
 
 
-def flags(shapes, checkpoints, workers=0):
-    return ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir',
-            str(checkpoints), '--epochs', str(EPOCHS), '--batch_size', '4', '--num_workers', str(workers)]
+def flags(data, checkpoints, workers=0, task='seg'):
+    """A run of `task` on its tiny dataset in the folder `data`."""
+    return ['--task', task, '--train_list', str(data / 'train.txt'),
+            '--val_list', str(data / 'val.txt'), '--checkpoints_dir', str(checkpoints),
+            '--epochs', str(EPOCHS), '--batch_size', '4', '--num_workers', str(workers)]
 
 
 def start_paused(tmp_path, pause_at, argv, **popen):
@@ -62,21 +67,34 @@ def assert_same_run(run, reference):
 
 
 @pytest.fixture(scope='module')
-def reference(shapes, tmp_path_factory):
-    """The uninterrupted run, in a subprocess like the runs it is compared with."""
-    checkpoints = tmp_path_factory.mktemp('reference')
-    p = train_cli(*flags(shapes, checkpoints))
-    assert p.returncode == 0, p.stderr
-    return checkpoints / 'base_exp'
+def reference(tiny_data, tmp_path_factory):
+    """task -> the uninterrupted run of it, in a subprocess like the runs it is compared with
+    (made once a task)."""
+    runs = {}
+
+    def run(task):
+        if task not in runs:
+            checkpoints = tmp_path_factory.mktemp(f'reference_{task}')
+            p = train_cli(*flags(tiny_data[task], checkpoints, task=task))
+            assert p.returncode == 0, p.stderr
+            runs[task] = checkpoints / run_name(task)
+        return runs[task]
+    return run
 
 
-# Each case costs two process starts (~6 s each, mostly importing torch), so the cases are paired, not crossed.
+# Each case costs two process starts (~6 s each, mostly importing torch), so the cases are paired,
+# not crossed: every task is killed in training without loader workers; the segmentation task also
+# in validation, with workers.
 @pytest.mark.slow
-@pytest.mark.parametrize('workers, pause_at', [(0, STEPS + 2), (2, STEPS + 4)],
-                         ids=['no_workers_mid_training', 'two_workers_in_validation'])
-def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, pause_at):
-    proc = start_paused(tmp_path, pause_at, flags(shapes, tmp_path / 'checkpoints', workers))
-    run = tmp_path / 'checkpoints' / 'base_exp'
+@pytest.mark.parametrize('task, workers, pause_at',
+                         [(t, 0, STEPS + 2) for t in type2task] + [('seg', 2, STEPS + 4)],
+                         ids=[f'{t}-no_workers_mid_training' for t in type2task]
+                         + ['seg-two_workers_in_validation'])
+def test_sigkill_at_any_step_then_resume_equals_uninterrupted(tiny_data, tmp_path, reference, task,
+                                                              workers, pause_at):
+    argv = flags(tiny_data[task], tmp_path / 'checkpoints', workers, task)
+    proc = start_paused(tmp_path, pause_at, argv)
+    run = tmp_path / 'checkpoints' / run_name(task)
     assert current_status(read_status(run)) == 'running'
     with pytest.raises(ConfigError, match=f'the run is still running \\(pid {proc.pid} on'):
         prepare_train_args(['--resume', str(run)])  # not while it runs: two processes would write one folder
@@ -86,15 +104,19 @@ def test_sigkill_at_any_step_then_resume_equals_uninterrupted(shapes, tmp_path, 
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 1  # epoch 2 never finished
     p = train_cli('--resume', str(run))
     assert p.returncode == 0, p.stderr
-    assert_same_run(run, reference)
+    assert_same_run(run, reference(task))
     assert read_status(run)['status'] == 'finished'
 
 
+# every task is preempted without loader workers; the segmentation task also by signals to the
+# process group, with workers
 @pytest.mark.slow
-@pytest.mark.parametrize('how, workers', [('sigterm_to_process', 0), ('sigint_to_group', 2),
-                                          ('sigterm_to_group', 2)])
-def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(shapes, tmp_path, reference, workers, how):
-    proc = start_paused(tmp_path, STEPS + 2, flags(shapes, tmp_path / 'checkpoints', workers),
+@pytest.mark.parametrize('task, how, workers', [(t, 'sigterm_to_process', 0) for t in type2task]
+                         + [('seg', 'sigint_to_group', 2), ('seg', 'sigterm_to_group', 2)])
+def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_data, tmp_path, reference,
+                                                                     task, workers, how):
+    argv = flags(tiny_data[task], tmp_path / 'checkpoints', workers, task)
+    proc = start_paused(tmp_path, STEPS + 2, argv,
                         start_new_session=True)  # its own process group, as a shell gives a command
     if how == 'sigterm_to_process':
         proc.send_signal(signal.SIGTERM)
@@ -104,7 +126,7 @@ def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(shapes, tmp
     signum = signal.SIGINT if how == 'sigint_to_group' else signal.SIGTERM
     assert proc.returncode == 128 + signum, err
     assert 'Traceback' not in err
-    run = tmp_path / 'checkpoints' / 'base_exp'
+    run = tmp_path / 'checkpoints' / run_name(task)
     assert f'train.py --resume {run}' in out + err  # the exact command to go on
     ckpt = torch.load(run / 'last.pth', weights_only=True)
     assert (ckpt['epoch'], ckpt['step']) == (1, 2)  # epoch 1 done, and the step it was in when signalled
@@ -112,7 +134,7 @@ def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(shapes, tmp
     p = train_cli('--resume', str(run))
     assert p.returncode == 0, p.stderr
     assert 'Resumed at epoch 2, step 2/3' in p.stdout
-    assert_same_run(run, reference)
+    assert_same_run(run, reference(task))
 
 
 def test_resume_may_train_longer_but_not_change_the_experiment(shapes, tmp_path):

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import train
+from task.task_entry import type2task
+from tests.conftest import run_name
 from tests.test_resume import EPOCHS, assert_same_run, flags
 from utils.errors import ConfigError, run_cli
 from utils.run_status import read_status
@@ -47,15 +49,17 @@ def stopped_position(run):
     return ckpt['epoch'], ckpt['step']
 
 
-def test_stops_mid_epoch_twice_then_finishes_as_the_uninterrupted_run(shapes, tmp_path, monkeypatch):
+@pytest.mark.parametrize('task', list(type2task))
+def test_stops_mid_epoch_twice_then_finishes_as_the_uninterrupted_run(tiny_data, tmp_path,
+                                                                      monkeypatch, task):
     straight_states = spy_loader_states(monkeypatch)
-    train.main(flags(shapes, tmp_path / 'straight'))
+    train.main(flags(tiny_data[task], tmp_path / 'straight', task=task))
     straight_states = dict(straight_states)
     monkeypatch.undo()
-    run = tmp_path / 'stopped' / 'base_exp'
+    run = tmp_path / 'stopped' / run_name(task)
     stop_after(monkeypatch, 'optimize', 4)  # 3 steps an epoch: epoch 2, step 1
     with pytest.raises(SystemExit) as stop:
-        train.main(flags(shapes, tmp_path / 'stopped'))
+        train.main(flags(tiny_data[task], tmp_path / 'stopped', task=task))
     assert stop.value.code == 128 + signal.SIGTERM and stopped_position(run) == (1, 1)
     assert read_status(run)['status'] == 'stopped' and f'--resume {run}' in read_status(run)['message']
     monkeypatch.undo()
@@ -66,7 +70,7 @@ def test_stops_mid_epoch_twice_then_finishes_as_the_uninterrupted_run(shapes, tm
     monkeypatch.undo()
     resumed_states = spy_loader_states(monkeypatch)
     train.main(['--resume', str(run)])
-    assert_same_run(run, tmp_path / 'straight' / 'base_exp')
+    assert_same_run(run, tmp_path / 'straight' / run_name(task))
     # the workers of the resumed epoch get the seeds they would have had: drawn from the same generator state
     assert set(resumed_states) == {2, 3}
     assert all(torch.equal(resumed_states[e], straight_states[e]) for e in resumed_states)
@@ -97,21 +101,23 @@ def test_a_stop_in_the_first_epoch_does_not_make_the_run_latest(shapes, tmp_path
     assert not os.path.exists(tmp_path / 'latest') and not os.path.exists(tmp_path / 'base_exp' / 'best.pth')
 
 
-def test_a_second_ctrl_c_exits_130_and_leaves_a_resumable_run(shapes, tmp_path, monkeypatch):
+@pytest.mark.parametrize('task', list(type2task))
+def test_a_second_ctrl_c_exits_130_and_leaves_a_resumable_run(tiny_data, tmp_path, monkeypatch,
+                                                              task):
     def interrupted(trainer):
         raise KeyboardInterrupt  # what StopSignals raises at a second Ctrl-C
 
     stop_after(monkeypatch, 'optimize', 5, interrupted)  # epoch 2, step 2: last.pth is epoch 1's
     with pytest.raises(SystemExit) as stop:
-        run_cli(lambda: train.main(flags(shapes, tmp_path / 'stopped')))
-    run = tmp_path / 'stopped' / 'base_exp'
+        run_cli(lambda: train.main(flags(tiny_data[task], tmp_path / 'stopped', task=task)))
+    run = tmp_path / 'stopped' / run_name(task)
     assert stop.value.code == 130 and stopped_position(run) == (1, 0)
     assert read_status(run)['status'] == 'stopped'
     assert 'second Ctrl-C' in (run / 'train.log').read_text()
     monkeypatch.undo()
     train.main(['--resume', str(run)])
-    train.main(flags(shapes, tmp_path / 'straight'))
-    assert_same_run(run, tmp_path / 'straight' / 'base_exp')
+    train.main(flags(tiny_data[task], tmp_path / 'straight', task=task))
+    assert_same_run(run, tmp_path / 'straight' / run_name(task))
 
 
 def test_a_non_finite_loss_fails_the_run_and_says_so_in_its_log(shapes, tmp_path, monkeypatch):

@@ -11,7 +11,8 @@ import train
 from data.data_entry import get_dataset_by_type
 from model.model_entry import select_model
 from options import prepare_train_args
-from tests.conftest import make_args
+from task.task_entry import select_task, type2task
+from tests.conftest import make_args, monitor, run_name
 from utils.errors import ConfigError
 from utils.optim import improved
 from utils.weights import get_state_dict
@@ -23,80 +24,118 @@ def read_result(path):
 
 
 @pytest.fixture(scope='module')
-def trained_run(shapes, tmp_path_factory):
-    """One two-epoch run shared by the tests of this file (they only read it or write beside it)."""
-    checkpoints = tmp_path_factory.mktemp('run') / 'checkpoints'
-    train.main(['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'),
-                '--checkpoints_dir', str(checkpoints), '--epochs', '2', '--batch_size', '4', '--num_workers', '0',
-                '--save_prefix', 'e2e'])
-    return checkpoints / 'base_e2e'
+def trained_runs(task_lists, tmp_path_factory):
+    """task -> the folder of one two-epoch run of it, trained on first use and shared by the tests
+    of this file (they only read it or write beside it)."""
+    runs = {}
+
+    def run(task):
+        if task not in runs:
+            checkpoints = tmp_path_factory.mktemp(f'run_{task}') / 'checkpoints'
+            train.main(task_lists(task) + ['--checkpoints_dir', str(checkpoints), '--epochs', '2',
+                                           '--batch_size', '4', '--num_workers', '0',
+                                           '--save_prefix', 'e2e'])
+            runs[task] = checkpoints / run_name(task, 'e2e')
+        return runs[task]
+    return run
 
 
-def test_run_folder_contents(trained_run):
-    files = set(os.listdir(trained_run))
+@pytest.fixture(scope='module')
+def trained_run(trained_runs):
+    """The segmentation run, for the tests of what every task does alike."""
+    return trained_runs('seg')
+
+
+def test_every_task_has_a_tiny_dataset(tiny_data):
+    assert set(tiny_data) == set(type2task), 'tests/conftest.py tiny_data: one dataset per task'
+
+
+@pytest.mark.parametrize('task', list(type2task))
+def test_run_folder_contents(trained_runs, task):
+    run, defaults = trained_runs(task), type2task[task].defaults
+    files = set(os.listdir(run))
     assert {'args.json', 'command.txt', 'train.log', 'epoch_1.pth', 'epoch_2.pth', 'best.pth', 'last.pth'} <= files
     assert any(f.startswith('events.out.tfevents') for f in files)
-    assert (trained_run.parent / 'latest').read_text().strip() == 'base_e2e'
-    log = (trained_run / 'train.log').read_text()
+    assert (run.parent / 'latest').read_text().strip() == run.name
+    log = (run / 'train.log').read_text()
     assert 'epoch 1/2' in log and 'epoch 2/2' in log
 
-    ckpt = torch.load(trained_run / 'last.pth', weights_only=True)  # plain values only
+    ckpt = torch.load(run / 'last.pth', weights_only=True)  # plain values only
     assert {'model', 'optimizer', 'epoch', 'args', 'metrics', 'best_metric'} <= set(ckpt)
-    assert ckpt['epoch'] == 2 and ckpt['args']['model_type'] == 'base'
+    assert ckpt['epoch'] == 2 and ckpt['args']['model_type'] == defaults['model_type']
+    assert ckpt['args']['task'] == task
     assert not any(k.startswith(('module.', '_orig_mod.')) for k in ckpt['model'])
-    best = torch.load(trained_run / 'best.pth', weights_only=True)
+    best = torch.load(run / 'best.pth', weights_only=True)
     assert 'optimizer' not in best  # only last.pth, for resuming, carries it
-    assert best['metrics']['val/mIoU'] == best['best_metric'] == max(
-        torch.load(trained_run / f'epoch_{e}.pth', weights_only=True)['metrics']['val/mIoU'] for e in (1, 2))
+    key, pick = defaults['monitor'], {'max': max, 'min': min}[defaults['monitor_mode']]
+    assert best['metrics'][key] == best['best_metric'] == pick(
+        torch.load(run / f'epoch_{e}.pth', weights_only=True)['metrics'][key] for e in (1, 2))
 
 
-def test_tensorboard_scalars_and_images(trained_run):
-    acc = EventAccumulator(str(trained_run), size_guidance={'images': 0})
+@pytest.mark.parametrize('task', list(type2task))
+def test_tensorboard_scalars_and_images(trained_runs, task):
+    run, key = trained_runs(task), type2task[task].defaults['monitor']
+    acc = EventAccumulator(str(run), size_guidance={'images': 0})
     acc.Reload()
-    for tag in ('train/loss', 'val/loss', 'val/mIoU', 'val/pixel_acc', 'train/mIoU', 'train/lr',
-                'val/IoU_circle'):
+    ckpt = torch.load(run / 'epoch_2.pth', weights_only=True)
+    tags = {'train/loss', 'val/loss', key, 'train/' + monitor(task), 'train/lr'}
+    assert tags <= set(ckpt['metrics'])
+    for tag in ckpt['metrics']:  # every value of the epoch, per-class scores included, is a curve
         assert [e.step for e in acc.Scalars(tag)] == [1, 2], tag
-    ckpt = torch.load(trained_run / 'epoch_2.pth', weights_only=True)
-    assert acc.Scalars('val/mIoU')[-1].value == pytest.approx(ckpt['metrics']['val/mIoU'])
+    assert acc.Scalars(key)[-1].value == pytest.approx(ckpt['metrics'][key])
     assert acc.Scalars('train/lr')[0].value == pytest.approx(3e-3)
     assert [e.step for e in acc.Images('train/viz')] == [e.step for e in acc.Images('val/viz')] == [1, 2]
 
 
-def test_val_loss_is_the_mean_over_samples(trained_run, shapes):
-    ckpt = torch.load(trained_run / 'epoch_2.pth', weights_only=True)
-    args = make_args(val_list=str(shapes / 'val.txt'))
+def mean_loss(args, weights):
+    """The task's loss of `weights` over all of args.val_list in one batch, on the CPU."""
     model = select_model(args).eval()
-    model.load_state_dict(ckpt['model'])
-    data = [get_dataset_by_type(args, False)[i] for i in range(6)]
-    with torch.no_grad():  # all six samples in one batch, where validation used batches of 4 and 2
-        loss = nn.functional.cross_entropy(model(torch.stack([d[0] for d in data])), torch.stack([d[1] for d in data]))
-    assert ckpt['metrics']['val/loss'] == pytest.approx(loss.item(), rel=1e-4)
+    model.load_state_dict(weights)
+    dataset = get_dataset_by_type(args, False)
+    data = [dataset[i] for i in range(len(dataset))]
+    with torch.no_grad():
+        pred = model(torch.stack([d[0] for d in data]))
+        target = torch.stack([d[1] for d in data])
+        return select_task(args, torch.device('cpu')).loss(pred, target).item()
 
 
-def test_eval_writes_results_and_viz_independent_of_batch_size(trained_run, shapes):
-    common = ['--checkpoints_dir', str(trained_run.parent), '--val_list', str(shapes / 'val.txt'),
+@pytest.mark.parametrize('task', list(type2task))
+def test_val_loss_is_the_mean_over_samples(trained_runs, tiny_data, task):
+    ckpt = torch.load(trained_runs(task) / 'epoch_2.pth', weights_only=True)
+    args = make_args(task=task, val_list=str(tiny_data[task] / 'val.txt'))
+    # all six samples in one batch, where validation used batches of 4 and 2
+    assert ckpt['metrics']['val/loss'] == pytest.approx(mean_loss(args, ckpt['model']), rel=1e-4)
+
+
+@pytest.mark.parametrize('task', list(type2task))
+def test_eval_writes_results_and_viz_independent_of_batch_size(trained_runs, tiny_data, task):
+    run, name = trained_runs(task), monitor(task)
+    common = ['--checkpoints_dir', str(run.parent), '--val_list', str(tiny_data[task] / 'val.txt'),
               '--num_workers', '0', '--save_viz', '--viz_freq', '2']
     scores = evaluate.main(common)  # no --load_model_path, no --model_type: best.pth of the newest run
-    result_dir = trained_run / 'best' / 'shapes_val_exp'
+    result_dir = run / 'best' / f'{tiny_data[task].name}_val_exp'
     result = read_result(result_dir / 'result.txt')
-    assert float(result['mIoU']) == pytest.approx(scores['mIoU'], abs=1e-4)
-    for name in ('background', 'circle', 'rectangle', 'triangle'):
-        assert f'IoU_{name}' in result
-    assert 0 <= float(result['pixel_acc']) <= 1
+    best = torch.load(run / 'best.pth', weights_only=True)
+    # every score validation logged, per-class ones included, as eval.main returned it
+    logged = {k for k in best['metrics'] if k.startswith('val/')}
+    assert {f'val/{k}' for k in scores} | {'val/loss'} == logged
+    for k, value in scores.items():
+        assert float(result[k]) == pytest.approx(value, abs=1e-4, nan_ok=True), k
     assert result['num_samples'] == '6' and result['checkpoint'].endswith('best.pth')
+    assert result['task'] == task
     assert sorted(os.listdir(result_dir / 'viz')) == ['00000.png', '00002.png', '00004.png']
     assert {'args.json', 'command.txt', 'eval.log'} <= set(os.listdir(result_dir))
 
     # The same metrics (one confusion matrix over the set) and the same pictures with batches of 4.
     evaluate.main(common + ['--batch_size', '4', '--save_prefix', 'b4'])
-    result_b4 = read_result(trained_run / 'best' / 'shapes_val_b4' / 'result.txt')
-    assert result_b4['mIoU'] == result['mIoU'] and result_b4['pixel_acc'] == result['pixel_acc']
-    assert sorted(os.listdir(trained_run / 'best' / 'shapes_val_b4' / 'viz')) == ['00000.png', '00002.png',
-                                                                                 '00004.png']
+    result_b4 = read_result(run / 'best' / f'{tiny_data[task].name}_val_b4' / 'result.txt')
+    assert all(result_b4[k] == result[k] for k in scores)
+    assert sorted(os.listdir(run / 'best' / f'{tiny_data[task].name}_val_b4' / 'viz')) == [
+        '00000.png', '00002.png', '00004.png']
 
-    # The best checkpoint's own validation score is what eval finds on the same list.
-    best = torch.load(trained_run / 'best.pth', weights_only=True)
-    assert float(result['mIoU']) == pytest.approx(best['metrics']['val/mIoU'], abs=1e-4)
+    # The best checkpoint's own validation score is what eval finds on the same list
+    # (tests/test_eval_matches_val.py: every score, exactly).
+    assert float(result[name]) == pytest.approx(best['metrics'][f'val/{name}'], abs=1e-4)
 
 
 def test_three_ways_to_start(trained_run, train_argv):
