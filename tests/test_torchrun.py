@@ -79,7 +79,8 @@ def bad_list(shapes, tmp_path, lines):
 @pytest.mark.slow
 def test_a_bad_sample_in_every_process_ends_with_its_error_and_one_line(shapes, tmp_path):
     argv = flags(shapes, tmp_path)
-    argv[1] = str(bad_list(shapes, tmp_path, range(12)))  # each process fails at its first sample
+    # each process fails at its first sample
+    argv[argv.index('--train_list') + 1] = str(bad_list(shapes, tmp_path, range(12)))
     p = run(wrapped('train.py', *argv))
     assert p.returncode == 1 and 'Traceback' not in p.stderr, p.stderr
     assert '[rank 0] error: ' in p.stderr and f'{tmp_path / "notes.txt"}: not an image' in p.stderr
@@ -95,7 +96,8 @@ def test_a_bad_sample_in_one_process_is_named_as_the_first_failure(shapes, tmp_p
     sampler = EpochSampler(12, 0, num_replicas=2, rank=0)
     sampler.set_epoch(1)
     argv = flags(shapes, tmp_path)
-    argv[1] = str(bad_list(shapes, tmp_path, [int(list(sampler)[0])]))  # process 0's first sample
+    first = int(list(sampler)[0])  # process 0's first sample
+    argv[argv.index('--train_list') + 1] = str(bad_list(shapes, tmp_path, [first]))
     p = run(wrapped('train.py', *argv))
     assert p.returncode == 1 and '[rank 0] error: ' in p.stderr, p.stderr
     assert p.stderr.splitlines()[-1] == 'torchrun: rank 0 failed first, exit code 1'
