@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny generated dataset, argument lists and Namespaces for fast CPU runs under tmp_path."""
+"""Shared fixtures: a tiny generated dataset, argument lists and Namespaces for fast CPU runs
+under tmp_path."""
 import argparse
 import subprocess
 
@@ -12,7 +13,8 @@ from task.task_entry import type2task
 
 @pytest.fixture(scope='session')
 def shapes(tmp_path_factory):
-    """12 training and 6 validation 32x32 samples of the demo task, written once per test session."""
+    """12 training and 6 validation 32x32 samples of the demo task, written once per test
+    session."""
     root = tmp_path_factory.mktemp('data') / 'shapes'
     make_shapes(str(root), n_train=12, n_val=6, size=32, seed=0)
     return root
@@ -61,16 +63,24 @@ def task_argv(task_lists, tmp_path):
     """task -> the flags of a two-epoch training run of `task` on its tiny dataset (train_argv's,
     for any task), every output under tmp_path."""
     return lambda task: task_lists(task) + [
-        '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--epochs', '2', '--batch_size', '4',
-        '--num_workers', '0']
+        '--checkpoints_dir', str(tmp_path / 'checkpoints'),
+        '--epochs', '2',
+        '--batch_size', '4',
+        '--num_workers', '0',
+    ]
 
 
 @pytest.fixture
 def train_argv(shapes, tmp_path):
     """Flags for a two-epoch training run on the tiny dataset, every output under tmp_path."""
-    return ['--train_list', str(shapes / 'train.txt'), '--val_list', str(shapes / 'val.txt'),
-            '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--epochs', '2', '--batch_size', '4',
-            '--num_workers', '0']
+    return [
+        '--train_list', str(shapes / 'train.txt'),
+        '--val_list', str(shapes / 'val.txt'),
+        '--checkpoints_dir', str(tmp_path / 'checkpoints'),
+        '--epochs', '2',
+        '--batch_size', '4',
+        '--num_workers', '0',
+    ]
 
 
 def make_args(is_train=True, **overrides):

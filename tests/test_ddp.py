@@ -1,5 +1,6 @@
-"""DDP through torchrun on the CPU (gloo): real process groups, launched as users launch them. Each run: 12 training
-samples in batches of 2 per process (3 steps an epoch with 2 processes), 6 validation samples (3 per process)."""
+"""DDP through torchrun on the CPU (gloo): real process groups, launched as users launch them.
+Each run: 12 training samples in batches of 2 per process (3 steps an epoch with 2 processes), 6
+validation samples (3 per process)."""
 import os
 import shutil
 import signal
@@ -26,22 +27,35 @@ EPOCHS = 3
 
 
 def torchrun(*argv, nproc=2, launcher=()):
-    """A torchrun (python -m torch.distributed.run) command line; `launcher` replaces --standalone."""
-    return [sys.executable, '-m', 'torch.distributed.run', *(launcher or ['--standalone']), '--nproc_per_node',
-            str(nproc), *argv]
+    """A torchrun (python -m torch.distributed.run) command line; `launcher` replaces
+    --standalone."""
+    return [
+        sys.executable, '-m', 'torch.distributed.run',
+        *(launcher or ['--standalone']),
+        '--nproc_per_node', str(nproc),
+        *argv,
+    ]
 
 
 def run(command, timeout=240):
     p = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert 'terminate called' not in p.stderr, p.stderr  # gloo's abort at exit (see utils/dist.close_distributed)
+    # gloo's abort at exit (see utils/dist.close_distributed)
+    assert 'terminate called' not in p.stderr, p.stderr
     return p
 
 
 def flags(shapes, checkpoints, *extra, task='seg'):
     """A run of `task` on its tiny dataset in the folder `shapes`."""
-    return ['--task', task, '--train_list', str(shapes / 'train.txt'),
-            '--val_list', str(shapes / 'val.txt'), '--checkpoints_dir', str(checkpoints),
-            '--epochs', str(EPOCHS), '--batch_size', '2', '--print_freq', '1', *extra]
+    return [
+        '--task', task,
+        '--train_list', str(shapes / 'train.txt'),
+        '--val_list', str(shapes / 'val.txt'),
+        '--checkpoints_dir', str(checkpoints),
+        '--epochs', str(EPOCHS),
+        '--batch_size', '2',
+        '--print_freq', '1',
+        *extra,
+    ]
 
 
 def runs_in(checkpoints):
@@ -59,13 +73,19 @@ def ddp_run(shapes, tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_processes_train_one_run_that_rank_0_writes(ddp_run):
-    assert runs_in(ddp_run.parent) == ['base_exp'] and (ddp_run.parent / 'latest').read_text().strip() == 'base_exp'
+    assert (
+        runs_in(ddp_run.parent) == ['base_exp']
+        and (ddp_run.parent / 'latest').read_text().strip() == 'base_exp'
+    )
     assert read_status(ddp_run)['status'] == 'finished'
     last = torch.load(ddp_run / 'last.pth', weights_only=True)
     assert last['epoch'] == EPOCHS and last['world_size'] == 2 and len(last['rng']) == 2
-    assert not any(k.startswith('module.') for k in last['model'])  # loads into 1 process or N alike
-    assert 'scripts/torchrun.py --nnodes 1 --nproc_per_node 2 train.py' in (ddp_run / 'command.txt').read_text()
-    assert len([f for f in os.listdir(ddp_run) if f.startswith('events.out')]) == 1  # one TensorBoard writer
+    # loads into 1 process or N alike
+    assert not any(k.startswith('module.') for k in last['model'])
+    command = (ddp_run / 'command.txt').read_text()
+    assert 'scripts/torchrun.py --nnodes 1 --nproc_per_node 2 train.py' in command
+    # one TensorBoard writer
+    assert len([f for f in os.listdir(ddp_run) if f.startswith('events.out')]) == 1
 
 
 def read_result(path):
@@ -75,9 +95,9 @@ def read_result(path):
 @pytest.mark.slow
 @pytest.mark.parametrize('task', list(type2task))
 def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(tiny_data, tmp_path, task):
-    """--accum_steps skips DDP's all-reduce on the steps that do not update; the EMA's BatchNorm buffers, which
-    each process averages from its own batches, are rank 0's in every process before validation.
-    Every task."""
+    """--accum_steps skips DDP's all-reduce on the steps that do not update; the EMA's BatchNorm
+    buffers, which each process averages from its own batches, are rank 0's in every process
+    before validation. Every task."""
     argv = flags(tiny_data[task], tmp_path, '--accum_steps', '2', '--ema', '0.9', task=task)
     p = run(torchrun('train.py', *argv))
     assert p.returncode == 0, p.stderr
@@ -85,45 +105,80 @@ def test_accumulation_and_ema_under_ddp_validate_what_eval_finds(tiny_data, tmp_
     best = torch.load(path, weights_only=True)
     assert best['world_size'] == 2 and 'ema' in best and best['args']['task'] == task
     scores = evaluate.main(['--load_model_path', str(path)])  # one process, the EMA
-    assert all(f'{scores[k[4:]]:.4f}' == f'{v:.4f}' for k, v in best['metrics'].items() if k[4:] in scores)
+    assert all(
+        f'{scores[k[4:]]:.4f}' == f'{v:.4f}' for k, v in best['metrics'].items() if k[4:] in scores
+    )
 
 
 @pytest.mark.slow
 def test_evaluation_with_one_and_two_processes_agree_with_validation(ddp_run):
     best = ddp_run / 'best.pth'
-    evaluate.main(['--load_model_path', str(best), '--save_prefix', 'one', '--save_viz', '--viz_freq', '2'])
-    p = run(torchrun('eval.py', '--load_model_path', str(best), '--save_prefix', 'two', '--save_viz',
-                     '--viz_freq', '2'))
+    evaluate.main([
+        '--load_model_path', str(best),
+        '--save_prefix', 'one',
+        '--save_viz',
+        '--viz_freq', '2',
+    ])
+    p = run(torchrun(
+        'eval.py',
+        '--load_model_path', str(best),
+        '--save_prefix', 'two',
+        '--save_viz',
+        '--viz_freq', '2',
+    ))
     assert p.returncode == 0, p.stderr
     one, two = (ddp_run / 'best' / f'shapes_val_{name}' for name in ('one', 'two'))
     assert read_result(one / 'result.txt') == read_result(two / 'result.txt')
     assert read_result(two / 'result.txt')['num_samples'] == '6'
-    metrics = torch.load(best, weights_only=True)['metrics']  # what training's sharded validation measured
-    assert all(read_result(one / 'result.txt')[k[4:]] == f'{v:.4f}' for k, v in metrics.items() if k[:4] == 'val/'
-               and k != 'val/loss')
+    # what training's sharded validation measured
+    metrics = torch.load(best, weights_only=True)['metrics']
+    assert all(
+        read_result(one / 'result.txt')[k[4:]] == f'{v:.4f}'
+        for k, v in metrics.items()
+        if k[:4] == 'val/' and k != 'val/loss'
+    )
     # pictures are chosen by the sample's index in the list, whichever process evaluated it
-    assert sorted(os.listdir(one / 'viz')) == sorted(os.listdir(two / 'viz')) == ['00000.png', '00002.png', '00004.png']
-    assert all((one / 'viz' / f).read_bytes() == (two / 'viz' / f).read_bytes() for f in os.listdir(one / 'viz'))
+    assert (
+        sorted(os.listdir(one / 'viz'))
+        == sorted(os.listdir(two / 'viz'))
+        == ['00000.png', '00002.png', '00004.png']
+    )
+    assert all(
+        (one / 'viz' / f).read_bytes() == (two / 'viz' / f).read_bytes()
+        for f in os.listdir(one / 'viz')
+    )
 
 
 @pytest.mark.slow
 def test_demo_data_is_made_once_by_rank_0(ddp_run, tmp_path):
-    """eval.py under torchrun on the demo list, in a folder without the demo data: rank 0 makes it (into a temporary
-    folder, then renamed) while the other process waits, and both evaluate it."""
-    p = subprocess.run(torchrun(os.path.join(ROOT, 'eval.py'), '--load_model_path', str(ddp_run / 'best.pth'),
-                                '--val_list', os.path.join('demo_data', 'shapes', 'val.txt'), '--save_prefix', 'demo'),
-                       cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    """eval.py under torchrun on the demo list, in a folder without the demo data: rank 0 makes it
+    (into a temporary folder, then renamed) while the other process waits, and both evaluate it."""
+    command = torchrun(
+        os.path.join(ROOT, 'eval.py'),
+        '--load_model_path', str(ddp_run / 'best.pth'),
+        '--val_list', os.path.join('demo_data', 'shapes', 'val.txt'),
+        '--save_prefix', 'demo',
+    )
+    p = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0 and 'terminate called' not in p.stderr, p.stderr
-    assert p.stdout.count('Making the demo dataset') == 1 and os.listdir(tmp_path / 'demo_data') == ['shapes']
+    assert (
+        p.stdout.count('Making the demo dataset') == 1
+        and os.listdir(tmp_path / 'demo_data') == ['shapes']
+    )
     assert read_result(ddp_run / 'best' / 'shapes_val_demo' / 'result.txt')['num_samples'] == '200'
 
 
 def start_paused(tmp_path, pause_at, argv):
-    """A 2-process torchrun training whose processes both pause before their `pause_at`-th step (tests/paused_train.py);
-    returns it once they are there, with {rank: pid}."""
+    """A 2-process torchrun training whose processes both pause before their `pause_at`-th step
+    (tests/paused_train.py); returns it once they are there, with {rank: pid}."""
     progress = tmp_path / 'progress'
-    proc = subprocess.Popen(torchrun('-m', 'tests.paused_train', str(progress), str(pause_at), *argv), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        torchrun('-m', 'tests.paused_train', str(progress), str(pause_at), *argv),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     files = {r: tmp_path / f'progress.rank{r}' for r in (0, 1)}
     deadline = time.time() + 120
     while not all(f.exists() and f.read_text().endswith('paused') for f in files.values()):
@@ -146,11 +201,17 @@ def test_sigterm_stops_every_process_and_resume_is_exact(shapes, tmp_path, ddp_r
     assert proc.returncode != 0 and 'terminate called' not in err, err
     run_dir = tmp_path / 'base_exp'
     ckpt = torch.load(run_dir / 'last.pth', weights_only=True)
-    assert (ckpt['epoch'], ckpt['step'], ckpt['world_size']) == (1, 1, 2) and len(ckpt['partial']) == 2
+    assert (
+        (ckpt['epoch'], ckpt['step'], ckpt['world_size']) == (1, 1, 2)
+        and len(ckpt['partial']) == 2
+    )
     status = read_status(run_dir)
-    assert status['status'] == 'stopped' and 'scripts/torchrun.py --nnodes 1 --nproc_per_node 2 train.py' \
-        ' --resume' in status['message']
-    if target == 'rank_1':  # (resuming is the same after either stop; one torchrun start costs 10 s here)
+    assert status['status'] == 'stopped' and (
+        'scripts/torchrun.py --nnodes 1 --nproc_per_node 2 train.py'
+        ' --resume'
+    ) in status['message']
+    # (resuming is the same after either stop; one torchrun start costs 10 s here)
+    if target == 'rank_1':
         p = run(torchrun('train.py', '--resume', str(run_dir)))
         assert p.returncode == 0, p.stderr
         assert_same_run(run_dir, ddp_run)  # torch.equal weights, equal metrics, every epoch
@@ -165,22 +226,29 @@ def test_a_failure_in_one_process_ends_all_resumably_and_names_the_rank(shapes, 
     sampler.set_epoch(2)
     bad = int(list(sampler)[2])  # the first sample of process 1's second batch in epoch 2
     image = data / (data / 'train.txt').read_text().splitlines()[bad].split()[0]
-    proc, _ = start_paused(tmp_path, 6, flags(data, tmp_path / 'checkpoints', '--dist_timeout', '60'))
+    argv = flags(data, tmp_path / 'checkpoints', '--dist_timeout', '60')
+    proc, _ = start_paused(tmp_path, 6, argv)
     image.write_bytes(b'not a png')  # breaks while the run is in epoch 2
     (tmp_path / 'progress.release').touch()
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and f'[rank 1] error: {data / "train.txt"}:{bad + 1}: cannot read' in err, err
+    assert (
+        proc.returncode != 0
+        and f'[rank 1] error: {data / "train.txt"}:{bad + 1}: cannot read' in err
+    ), err
     # rank 0, whose peer ended under it (or which torchrun stopped first): no traceback of its own
     assert '[rank0]: Traceback' not in err
     run_dir = tmp_path / 'checkpoints' / 'base_exp'
     assert read_status(run_dir)['status'] == 'failed'
-    last = torch.load(run_dir / 'last.pth', weights_only=True)  # the last good checkpoint, resumable
+    # the last good checkpoint, resumable
+    last = torch.load(run_dir / 'last.pth', weights_only=True)
     assert (last['epoch'], last['step'], len(last['rng'])) == (1, 0, 2)
 
 
 @pytest.mark.slow
-def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shapes, tmp_path, ddp_run, monkeypatch):
-    ckpt = torch.load(ddp_run / 'epoch_1.pth', weights_only=True)  # as if stopped at epoch 2, step 1
+def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(
+        shapes, tmp_path, ddp_run, monkeypatch):
+    # as if stopped at epoch 2, step 1
+    ckpt = torch.load(ddp_run / 'epoch_1.pth', weights_only=True)
     last = torch.load(ddp_run / 'last.pth', weights_only=True)
     run_dir = tmp_path / 'base_exp'
     run_dir.mkdir()
@@ -188,7 +256,8 @@ def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shape
         (run_dir / name).write_bytes((ddp_run / name).read_bytes())
     ckpt.update(optimizer=last['optimizer'], rng=last['rng'], step=1, partial=[{}, {}], epoch=1)
     ckpt['args']['checkpoints_dir'] = str(tmp_path)
-    save_checkpoint(ckpt, run_dir / 'last.pth')  # as train.py saves it: with the checksum of the new tensors
+    # as train.py saves it: with the checksum of the new tensors
+    save_checkpoint(ckpt, run_dir / 'last.pth')
     train.main(['--resume', str(run_dir)])  # one process
     log = (run_dir / 'train.log').read_text()
     assert 'The run had 2 processes, this one has 1' in log and 'training goes on at epoch 3' in log
@@ -198,9 +267,12 @@ def test_resume_with_another_number_of_processes_goes_on_at_the_next_epoch(shape
 
 def test_where_a_resumed_run_goes_on_with_another_number_of_processes():
     from utils.resume import resume_position
-    assert resume_position({'epoch': 1, 'step': 2, 'world_size': 1}, 3) == (2, 2, 0)  # as many: exactly there
-    assert resume_position({'epoch': 1, 'step': 0, 'world_size': 2}, 3) == (2, 0, 0)  # at an epoch boundary anyway
-    assert resume_position({'epoch': 1, 'step': 2, 'world_size': 2}, 3) == (3, 0, 0)  # the next boundary
+    # as many: exactly there
+    assert resume_position({'epoch': 1, 'step': 2, 'world_size': 1}, 3) == (2, 2, 0)
+    # at an epoch boundary anyway
+    assert resume_position({'epoch': 1, 'step': 0, 'world_size': 2}, 3) == (2, 0, 0)
+    # the next boundary
+    assert resume_position({'epoch': 1, 'step': 2, 'world_size': 2}, 3) == (3, 0, 0)
     with pytest.raises(ConfigError, match='within its last epoch .3. with 2 processes.*--epochs 4'):
         resume_position({'epoch': 2, 'step': 2, 'world_size': 2}, 3)
 
@@ -213,21 +285,36 @@ def free_port():
 
 @pytest.mark.slow
 def test_two_nodes_meet_at_a_c10d_rendezvous_on_loopback(shapes, tmp_path):
-    launcher = ['--nnodes', '2', '--rdzv_backend', 'c10d', '--rdzv_endpoint', f'127.0.0.1:{free_port()}',
-                '--rdzv_id', 'loopback']
+    launcher = [
+        '--nnodes', '2',
+        '--rdzv_backend', 'c10d',
+        '--rdzv_endpoint', f'127.0.0.1:{free_port()}',
+        '--rdzv_id', 'loopback',
+    ]
     argv = flags(shapes, tmp_path)
     argv[argv.index('--epochs') + 1] = '1'
-    nodes = [subprocess.Popen(torchrun('train.py', *argv, nproc=1, launcher=launcher), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    nodes = [
+        subprocess.Popen(
+            torchrun('train.py', *argv, nproc=1, launcher=launcher),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [node.communicate(timeout=240) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outs
-    assert runs_in(tmp_path) == ['base_exp'] and read_status(tmp_path / 'base_exp')['status'] == 'finished'
+    assert (
+        runs_in(tmp_path) == ['base_exp']
+        and read_status(tmp_path / 'base_exp')['status'] == 'finished'
+    )
     assert torch.load(tmp_path / 'base_exp' / 'last.pth', weights_only=True)['world_size'] == 2
 
 
 def test_on_main_gives_rank_0_result_or_error_to_all(monkeypatch, tmp_path, capsys):
-    """on_main in a real (one-process) gloo group; its error, raised again in the other processes, is not printed
-    there a second time."""
+    """on_main in a real (one-process) gloo group; its error, raised again in the other processes,
+    is not printed there a second time."""
     import torch.distributed as dist
 
     from utils.dist import close_distributed, on_main
@@ -237,7 +324,9 @@ def test_on_main_gives_rank_0_result_or_error_to_all(monkeypatch, tmp_path, caps
             raise error
         return fn
 
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1
+    )
     try:
         assert on_main(lambda: {'model_dir': 'x'}) == {'model_dir': 'x'}
         with pytest.raises(ConfigError, match='bad value'):

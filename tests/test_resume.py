@@ -1,7 +1,8 @@
-"""Resume, exactly: real training processes are killed (SIGKILL), preempted (SIGTERM) or interrupted (Ctrl-C to
-the whole process group) at a known step, resumed with --resume, and must end with weights torch.equal to an
-uninterrupted run's. Each run: 12 training samples in batches of 4 (3 steps), 6 validation samples
-(2 steps), of a task's tiny dataset (tests/conftest.py tiny_data)."""
+"""Resume, exactly: real training processes are killed (SIGKILL), preempted (SIGTERM) or
+interrupted (Ctrl-C to the whole process group) at a known step, resumed with --resume, and must
+end with weights torch.equal to an uninterrupted run's. Each run: 12 training samples in batches
+of 4 (3 steps), 6 validation samples (2 steps), of a task's tiny dataset (tests/conftest.py
+tiny_data)."""
 import os
 import signal
 import subprocess
@@ -27,16 +28,29 @@ STEPS = 5  # Trainer.step calls per epoch: 3 training, 2 validation
 
 def flags(data, checkpoints, workers=0, task='seg'):
     """A run of `task` on its tiny dataset in the folder `data`."""
-    return ['--task', task, '--train_list', str(data / 'train.txt'),
-            '--val_list', str(data / 'val.txt'), '--checkpoints_dir', str(checkpoints),
-            '--epochs', str(EPOCHS), '--batch_size', '4', '--num_workers', str(workers)]
+    return [
+        '--task', task,
+        '--train_list', str(data / 'train.txt'),
+        '--val_list', str(data / 'val.txt'),
+        '--checkpoints_dir', str(checkpoints),
+        '--epochs', str(EPOCHS),
+        '--batch_size', '4',
+        '--num_workers', str(workers),
+    ]
 
 
 def start_paused(tmp_path, pause_at, argv, **popen):
-    """A training subprocess that pauses before its `pause_at`-th step; returns it once it is there."""
+    """A training subprocess that pauses before its `pause_at`-th step; returns it once it is
+    there."""
     progress = tmp_path / 'progress'
-    proc = subprocess.Popen([sys.executable, '-m', 'tests.paused_train', str(progress), str(pause_at), *argv],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'tests.paused_train', str(progress), str(pause_at), *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
     deadline = time.time() + 120
     while not (progress.exists() and progress.read_text().endswith('paused')):
         assert proc.poll() is None, proc.communicate()
@@ -46,7 +60,9 @@ def start_paused(tmp_path, pause_at, argv, **popen):
 
 
 def train_cli(*argv):
-    return subprocess.run([sys.executable, 'train.py', *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, 'train.py', *argv], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def final(run):
@@ -57,12 +73,17 @@ def final(run):
 def assert_same_run(run, reference):
     (epoch, model, metrics), (ref_epoch, ref_model, ref_metrics) = final(run), final(reference)
     assert epoch == ref_epoch == EPOCHS
-    assert model.keys() == ref_model.keys() and all(torch.equal(model[k], ref_model[k]) for k in model)
-    assert metrics == ref_metrics  # the resumed epoch's curves too: partial sums were saved and restored
+    assert model.keys() == ref_model.keys() and all(
+        torch.equal(model[k], ref_model[k]) for k in model
+    )
+    # the resumed epoch's curves too: partial sums were saved and restored
+    assert metrics == ref_metrics
     for name in [f'epoch_{e}.pth' for e in range(1, EPOCHS + 1)] + ['best.pth']:
         ckpt, ref = (torch.load(r / name, weights_only=True) for r in (run, reference))
-        assert (ckpt['epoch'], ckpt['metrics'], ckpt['best_metric'], ckpt['best_epoch']) == \
-            (ref['epoch'], ref['metrics'], ref['best_metric'], ref['best_epoch']), name
+        assert (
+            (ckpt['epoch'], ckpt['metrics'], ckpt['best_metric'], ckpt['best_epoch'])
+            == (ref['epoch'], ref['metrics'], ref['best_metric'], ref['best_epoch'])
+        ), name
         assert all(torch.equal(v, ref['model'][k]) for k, v in ckpt['model'].items()), name
 
 
@@ -97,7 +118,8 @@ def test_sigkill_at_any_step_then_resume_equals_uninterrupted(tiny_data, tmp_pat
     run = tmp_path / 'checkpoints' / run_name(task)
     assert current_status(read_status(run)) == 'running'
     with pytest.raises(ConfigError, match=f'the run is still running \\(pid {proc.pid} on'):
-        prepare_train_args(['--resume', str(run)])  # not while it runs: two processes would write one folder
+        # not while it runs: two processes would write one folder
+        prepare_train_args(['--resume', str(run)])
     proc.kill()  # SIGKILL: no handler runs, nothing more is written
     proc.wait()
     assert current_status(read_status(run)) == 'killed'
@@ -120,7 +142,9 @@ def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_data, 
                         start_new_session=True)  # its own process group, as a shell gives a command
     if how == 'sigterm_to_process':
         proc.send_signal(signal.SIGTERM)
-    else:  # Ctrl-C in a terminal, or torchrun's or SLURM's SIGTERM: every process, loader workers included
+    else:
+        # Ctrl-C in a terminal, or torchrun's or SLURM's SIGTERM: every process, loader workers
+        # included
         os.killpg(proc.pid, signal.SIGINT if how == 'sigint_to_group' else signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     signum = signal.SIGINT if how == 'sigint_to_group' else signal.SIGTERM
@@ -129,7 +153,8 @@ def test_stop_signal_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_data, 
     run = tmp_path / 'checkpoints' / run_name(task)
     assert f'train.py --resume {run}' in out + err  # the exact command to go on
     ckpt = torch.load(run / 'last.pth', weights_only=True)
-    assert (ckpt['epoch'], ckpt['step']) == (1, 2)  # epoch 1 done, and the step it was in when signalled
+    # epoch 1 done, and the step it was in when signalled
+    assert (ckpt['epoch'], ckpt['step']) == (1, 2)
     assert read_status(run)['status'] == 'stopped'
     p = train_cli('--resume', str(run))
     assert p.returncode == 0, p.stderr
@@ -143,26 +168,40 @@ def test_resume_may_train_longer_but_not_change_the_experiment(shapes, tmp_path)
     argv[argv.index('--epochs') + 1] = '2'
     train.main(argv)
     run = str(tmp_path / 'base_exp')
-    with pytest.raises(ConfigError, match=r'all the 2 epochs it had planned \(--epochs 2\); pass --epochs N'):
+    with pytest.raises(
+        ConfigError, match=r'all the 2 epochs it had planned \(--epochs 2\); pass --epochs N'
+    ):
         prepare_train_args(['--resume', run])
-    with pytest.raises(ConfigError, match=r'--loss dice \(the run has ce\), --lr 0.1 \(the run has 0.003\)'):
+    with pytest.raises(
+        ConfigError, match=r'--loss dice \(the run has ce\), --lr 0.1 \(the run has 0.003\)'
+    ):
         prepare_train_args(['--resume', run, '--epochs', '3', '--lr', '0.1', '--loss', 'dice'])
-    train.main(['--resume', run, '--epochs', '3', '--num_workers', '1', '--lr', '0.003'])  # same value: allowed
+    # same value: allowed
+    train.main(['--resume', run, '--epochs', '3', '--num_workers', '1', '--lr', '0.003'])
     longer = torch.load(os.path.join(run, 'last.pth'), weights_only=True)
-    assert longer['epoch'] == 3 and longer['args']['epochs'] == 3 and longer['args']['num_workers'] == 1
+    assert (
+        longer['epoch'] == 3
+        and longer['args']['epochs'] == 3
+        and longer['args']['num_workers'] == 1
+    )
     assert os.path.isfile(os.path.join(run, 'epoch_3.pth'))
     commands = open(os.path.join(run, 'command.txt')).read().splitlines()
-    assert len(commands) == 2 and commands[1].endswith(f'--resume {run} --epochs 3 --num_workers 1 --lr 0.003')
+    assert len(commands) == 2 and commands[1].endswith(
+        f'--resume {run} --epochs 3 --num_workers 1 --lr 0.003'
+    )
     # 2 epochs, then one more, is the 3-epoch run
     train.main(flags(shapes, tmp_path / 'straight'))
-    assert all(torch.equal(v, final(tmp_path / 'straight' / 'base_exp')[1][k]) for k, v in longer['model'].items())
+    straight = final(tmp_path / 'straight' / 'base_exp')[1]
+    assert all(torch.equal(v, straight[k]) for k, v in longer['model'].items())
 
 
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ConfigError, match='not a run folder'):
         prepare_train_args(['--resume', str(tmp_path / 'nope')])
     (tmp_path / 'args.json').write_text('{}')
-    with pytest.raises(ConfigError, match=f'is a file; pass the run folder that holds it: --resume {tmp_path}$'):
+    with pytest.raises(
+        ConfigError, match=f'is a file; pass the run folder that holds it: --resume {tmp_path}$'
+    ):
         prepare_train_args(['--resume', str(tmp_path / 'args.json')])
     torch.save({'model': {}}, tmp_path / 'last.pth')
     with pytest.raises(ConfigError, match='not a resumable TorchBase checkpoint'):
@@ -176,7 +215,8 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
 def test_a_run_that_stopped_before_its_first_checkpoint_resumes_from_epoch_1(shapes, tmp_path):
     import train
     argv = flags(shapes, tmp_path)
-    run = prepare_train_args(argv).model_dir  # the folder, args.json and log of a run killed in its first epoch
+    # the folder, args.json and log of a run killed in its first epoch
+    run = prepare_train_args(argv).model_dir
     train.main(['--resume', run])
     assert 'training it again from epoch 1' in open(os.path.join(run, 'train.log')).read()
     assert read_status(run)['status'] == 'finished'
@@ -194,6 +234,12 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
                 torch.rand(3, generator=loader_generator))
 
     first = draw()
-    RandomState(loader_generator).load_state_dict(torch.load(tmp_path / 'rng.pth', weights_only=True))
+    RandomState(loader_generator).load_state_dict(
+        torch.load(tmp_path / 'rng.pth', weights_only=True)
+    )
     again = draw()
-    assert first[:3] == again[:3] and torch.equal(first[3], again[3]) and torch.equal(first[4], again[4])
+    assert (
+        first[:3] == again[:3]
+        and torch.equal(first[3], again[3])
+        and torch.equal(first[4], again[4])
+    )

@@ -1,5 +1,6 @@
-"""Stopping and resuming in-process, at every kind of point: the stop request that SIGTERM or Ctrl-C makes is set
-directly on the Trainer (tests/test_resume.py sends the real signals to real processes)."""
+"""Stopping and resuming in-process, at every kind of point: the stop request that SIGTERM or
+Ctrl-C makes is set directly on the Trainer (tests/test_resume.py sends the real signals to real
+processes)."""
 import os
 import shutil
 import signal
@@ -16,8 +17,8 @@ from utils.run_status import read_status
 
 
 def stop_after(monkeypatch, method, n, effect=None):
-    """After the n-th call of Trainer.<method> (counted over every Trainer of the test), `effect(trainer)`; by
-    default it asks for a stop as SIGTERM would."""
+    """After the n-th call of Trainer.<method> (counted over every Trainer of the test),
+    `effect(trainer)`; by default it asks for a stop as SIGTERM would."""
     original = getattr(train.Trainer, method)
     calls = []
 
@@ -32,7 +33,8 @@ def stop_after(monkeypatch, method, n, effect=None):
 
 
 def spy_loader_states(monkeypatch):
-    """{epoch: the train loader generator's state as the epoch starts} (it seeds the loader workers)."""
+    """{epoch: the train loader generator's state as the epoch starts} (it seeds the loader
+    workers)."""
     states = {}
     original = train.Trainer.train_per_epoch
 
@@ -61,7 +63,10 @@ def test_stops_mid_epoch_twice_then_finishes_as_the_uninterrupted_run(tiny_data,
     with pytest.raises(SystemExit) as stop:
         train.main(flags(tiny_data[task], tmp_path / 'stopped', task=task))
     assert stop.value.code == 128 + signal.SIGTERM and stopped_position(run) == (1, 1)
-    assert read_status(run)['status'] == 'stopped' and f'--resume {run}' in read_status(run)['message']
+    assert (
+        read_status(run)['status'] == 'stopped'
+        and f'--resume {run}' in read_status(run)['message']
+    )
     monkeypatch.undo()
     stop_after(monkeypatch, 'optimize', 1)  # the resumed run's first step: epoch 2, step 2
     with pytest.raises(SystemExit):
@@ -71,25 +76,36 @@ def test_stops_mid_epoch_twice_then_finishes_as_the_uninterrupted_run(tiny_data,
     resumed_states = spy_loader_states(monkeypatch)
     train.main(['--resume', str(run)])
     assert_same_run(run, tmp_path / 'straight' / run_name(task))
-    # the workers of the resumed epoch get the seeds they would have had: drawn from the same generator state
+    # the workers of the resumed epoch get the seeds they would have had: drawn from the same
+    # generator state
     assert set(resumed_states) == {2, 3}
     assert all(torch.equal(resumed_states[e], straight_states[e]) for e in resumed_states)
     assert read_status(run)['status'] == 'finished'
 
 
-def test_stop_during_validation_or_at_the_last_step_saves_the_whole_epoch(shapes, tmp_path, monkeypatch):
-    stop_after(monkeypatch, 'compute_loss', 4)  # 3 training steps, then the first validation batch of epoch 1
+def test_stop_during_validation_or_at_the_last_step_saves_the_whole_epoch(
+        shapes, tmp_path, monkeypatch):
+    # 3 training steps, then the first validation batch of epoch 1
+    stop_after(monkeypatch, 'compute_loss', 4)
     with pytest.raises(SystemExit):
         train.main(flags(shapes, tmp_path / 'in_val'))
     run = tmp_path / 'in_val' / 'base_exp'
-    assert stopped_position(run) == (1, 0) and os.path.isfile(run / 'best.pth') and os.path.isfile(run / 'epoch_1.pth')
+    assert (
+        stopped_position(run) == (1, 0)
+        and os.path.isfile(run / 'best.pth')
+        and os.path.isfile(run / 'epoch_1.pth')
+    )
     assert (tmp_path / 'in_val' / 'latest').read_text().strip() == 'base_exp'
     monkeypatch.undo()
-    stop_after(monkeypatch, 'optimize', 3)  # the last training step of epoch 1: validation still runs
+    # the last training step of epoch 1: validation still runs
+    stop_after(monkeypatch, 'optimize', 3)
     with pytest.raises(SystemExit):
         train.main(flags(shapes, tmp_path / 'last_step'))
     ckpt = torch.load(tmp_path / 'last_step' / 'base_exp' / 'last.pth', weights_only=True)
-    assert (ckpt['epoch'], ckpt['step']) == (1, 0) and {'train/mIoU', 'val/mIoU'} <= set(ckpt['metrics'])
+    assert (
+        (ckpt['epoch'], ckpt['step']) == (1, 0)
+        and {'train/mIoU', 'val/mIoU'} <= set(ckpt['metrics'])
+    )
 
 
 def test_a_stop_in_the_first_epoch_does_not_make_the_run_latest(shapes, tmp_path, monkeypatch):
@@ -98,7 +114,10 @@ def test_a_stop_in_the_first_epoch_does_not_make_the_run_latest(shapes, tmp_path
     with pytest.raises(SystemExit):
         train.main(flags(shapes, tmp_path))
     assert stopped_position(tmp_path / 'base_exp') == (0, 1)
-    assert not os.path.exists(tmp_path / 'latest') and not os.path.exists(tmp_path / 'base_exp' / 'best.pth')
+    assert (
+        not os.path.exists(tmp_path / 'latest')
+        and not os.path.exists(tmp_path / 'base_exp' / 'best.pth')
+    )
 
 
 @pytest.mark.parametrize('task', list(type2task))
@@ -123,9 +142,11 @@ def test_a_second_ctrl_c_exits_130_and_leaves_a_resumable_run(tiny_data, tmp_pat
 def test_a_non_finite_loss_fails_the_run_and_says_so_in_its_log(shapes, tmp_path, monkeypatch):
     compute_loss, calls = train.Trainer.compute_loss, []
 
-    def nan_and_stop(self, pred, gt):  # in one step, a NaN loss and a stop request: the NaN wins, nothing is saved
+    # in one step, a NaN loss and a stop request: the NaN wins, nothing is saved
+    def nan_and_stop(self, pred, gt):
         calls.append(1)
-        if len(calls) == 3 + 2 + 2:  # epoch 1's 3 training and 2 validation batches, then epoch 2, step 2
+        # epoch 1's 3 training and 2 validation batches, then epoch 2, step 2
+        if len(calls) == 3 + 2 + 2:
             self.stop.received = signal.SIGTERM
             return compute_loss(self, pred, gt) * float('nan')
         return compute_loss(self, pred, gt)
@@ -144,10 +165,14 @@ def test_a_non_finite_loss_fails_the_run_and_says_so_in_its_log(shapes, tmp_path
     run = tmp_path / 'base_exp'
     assert stop.value.code == 1 and stopped_position(run) == (1, 0)
     assert read_status(run)['status'] == 'failed'
-    # still the Trainer's: under torchrun, the SIGTERM that stops the other processes after a failure must not kill
-    # one before its status.json says `failed`
-    assert len(handlers) == 1 and getattr(handlers[0], '__func__', None) is train.StopSignals.handle
-    assert 'error: the loss is not finite at epoch 2, step 2/3' in (run / 'train.log').read_text()
+    # still the Trainer's: under torchrun, the SIGTERM that stops the other processes after a
+    # failure must not kill one before its status.json says `failed`
+    assert (
+        len(handlers) == 1
+        and getattr(handlers[0], '__func__', None) is train.StopSignals.handle
+    )
+    log = (run / 'train.log').read_text()
+    assert 'error: the loss is not finite at epoch 2, step 2/3' in log
 
 
 def test_resume_of_a_moved_run_and_from_another_folder(shapes, tmp_path, monkeypatch):
@@ -161,7 +186,8 @@ def test_resume_of_a_moved_run_and_from_another_folder(shapes, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path / 'elsewhere')
     train.main(['--resume', str(moved), '--epochs', str(EPOCHS)])
     assert stopped_position(moved) == (EPOCHS, 0)
-    assert (tmp_path / 'archive' / 'latest').read_text().strip() == 'base_exp'  # beside the run, not in elsewhere/
+    # beside the run, not in elsewhere/
+    assert (tmp_path / 'archive' / 'latest').read_text().strip() == 'base_exp'
     assert os.listdir(tmp_path / 'elsewhere') == []
 
 
@@ -175,12 +201,14 @@ def test_an_error_before_the_run_folder_is_made_goes_to_stderr_only(tmp_path, ca
 
 
 def test_a_signal_handled_during_the_agreement_is_agreed_on_next_time(monkeypatch):
-    """Under torchrun, a signal whose handler runs as the collective returns must not be lost: it is not part of
-    that agreement (the others voted without it), so the processes stop together at the next one."""
+    """Under torchrun, a signal whose handler runs as the collective returns must not be lost: it
+    is not part of that agreement (the others voted without it), so the processes stop together at
+    the next one."""
     import utils.stop
     stop = utils.stop.StopSignals()
 
-    def all_reduce(tensor, op):  # the other processes voted 0; this one's SIGTERM handler runs as it returns
+    # the other processes voted 0; this one's SIGTERM handler runs as it returns
+    def all_reduce(tensor, op):
         stop.received = signal.SIGTERM
         return tensor.clone()
 

@@ -1,4 +1,5 @@
-"""End to end on a tiny generated dataset: train two epochs, then evaluate; check every file a user relies on."""
+"""End to end on a tiny generated dataset: train two epochs, then evaluate; check every file a
+user relies on."""
 import os
 
 import pytest
@@ -54,7 +55,10 @@ def test_every_task_has_a_tiny_dataset(tiny_data):
 def test_run_folder_contents(trained_runs, task):
     run, defaults = trained_runs(task), type2task[task].defaults
     files = set(os.listdir(run))
-    assert {'args.json', 'command.txt', 'train.log', 'epoch_1.pth', 'epoch_2.pth', 'best.pth', 'last.pth'} <= files
+    assert {
+        'args.json', 'command.txt', 'train.log',
+        'epoch_1.pth', 'epoch_2.pth', 'best.pth', 'last.pth',
+    } <= files
     assert any(f.startswith('events.out.tfevents') for f in files)
     assert (run.parent / 'latest').read_text().strip() == run.name
     log = (run / 'train.log').read_text()
@@ -84,7 +88,11 @@ def test_tensorboard_scalars_and_images(trained_runs, task):
         assert [e.step for e in acc.Scalars(tag)] == [1, 2], tag
     assert acc.Scalars(key)[-1].value == pytest.approx(ckpt['metrics'][key])
     assert acc.Scalars('train/lr')[0].value == pytest.approx(3e-3)
-    assert [e.step for e in acc.Images('train/viz')] == [e.step for e in acc.Images('val/viz')] == [1, 2]
+    assert (
+        [e.step for e in acc.Images('train/viz')]
+        == [e.step for e in acc.Images('val/viz')]
+        == [1, 2]
+    )
 
 
 def mean_loss(args, weights):
@@ -110,9 +118,15 @@ def test_val_loss_is_the_mean_over_samples(trained_runs, tiny_data, task):
 @pytest.mark.parametrize('task', list(type2task))
 def test_eval_writes_results_and_viz_independent_of_batch_size(trained_runs, tiny_data, task):
     run, name = trained_runs(task), monitor(task)
-    common = ['--checkpoints_dir', str(run.parent), '--val_list', str(tiny_data[task] / 'val.txt'),
-              '--num_workers', '0', '--save_viz', '--viz_freq', '2']
-    scores = evaluate.main(common)  # no --load_model_path, no --model_type: best.pth of the newest run
+    common = [
+        '--checkpoints_dir', str(run.parent),
+        '--val_list', str(tiny_data[task] / 'val.txt'),
+        '--num_workers', '0',
+        '--save_viz',
+        '--viz_freq', '2',
+    ]
+    # no --load_model_path, no --model_type: best.pth of the newest run
+    scores = evaluate.main(common)
     result_dir = run / 'best' / f'{tiny_data[task].name}_val_exp'
     result = read_result(result_dir / 'result.txt')
     best = torch.load(run / 'best.pth', weights_only=True)
@@ -145,21 +159,29 @@ def test_three_ways_to_start(trained_run, train_argv):
     fresh = train.Trainer(prepare_train_args(train_argv))
     assert not torch.equal(fresh.raw_model.head.weight, saved['head.weight'])
     assert fresh.optimizer.param_groups[0]['betas'] == (0.9, 0.999)  # (--momentum, --beta)
-    assert not os.path.exists(os.path.join(fresh.args.checkpoints_dir, 'latest'))  # no checkpoint yet
+    # no checkpoint yet
+    assert not os.path.exists(os.path.join(fresh.args.checkpoints_dir, 'latest'))
 
     strict = train.Trainer(prepare_train_args(train_argv + ['--load_model_path', ckpt]))
     assert all(torch.equal(v, saved[k]) for k, v in strict.raw_model.state_dict().items())
 
     # A model with another number of classes: all but the head is loaded.
     partial = train.Trainer(prepare_train_args(train_argv + [
-        '--load_model_path', ckpt, '--load_not_strict', '--num_classes', '3', '--class_names', 'a', 'b', 'c']))
+        '--load_model_path', ckpt,
+        '--load_not_strict',
+        '--num_classes', '3',
+        '--class_names', 'a', 'b', 'c',
+    ]))
     state = partial.raw_model.state_dict()
     assert torch.equal(state['encoder.levels.0.0.0.weight'], saved['encoder.levels.0.0.0.weight'])
     assert state['head.weight'].shape[0] == 3
 
 
 @pytest.mark.parametrize('flags, message', [
-    (['--monitor', 'val/miou'], "--monitor 'val/miou' is not recorded; choose one of val/loss, val/pixel_acc"),
+    (
+        ['--monitor', 'val/miou'],
+        "--monitor 'val/miou' is not recorded; choose one of val/loss, val/pixel_acc",
+    ),
     (['--train_list', 'missing.txt'], 'list file missing.txt does not exist'),
     (['--model_type', 'better', '--load_model_path', '{best}'], 'does not fit the model'),
     (['--data_type', 'mem_list', '--num_classes', '2', '--class_names', 'a', 'b'], 'holds class'),
@@ -191,7 +213,8 @@ def test_improved_by_mode():
 
 
 def test_checkpoints_of_a_wrapped_model_have_no_prefix(train_argv, tmp_path, monkeypatch):
-    # DataParallel runs on the CPU too: wrap as --gpus 0 1 would, and check what the checkpoint holds.
+    # DataParallel runs on the CPU too: wrap as --gpus 0 1 would, and check what the checkpoint
+    # holds.
     monkeypatch.setattr(train, 'equip_multi_gpu', lambda model, args: nn.DataParallel(model))
     train.main(train_argv + ['--epochs', '1', '--save_prefix', 'dp'])
     for name in ('last.pth', 'best.pth'):
