@@ -18,7 +18,7 @@ from utils.checkpoint import write_text
 from utils.dist import all_gather, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
-from utils.logger import metric_on, sum_over_processes
+from utils.logger import Recorder, metric_on, sum_over_processes
 from utils.optim import amp_dtype, autocast
 from utils.provenance import source_check
 from utils.run_dir import remove_run_dir
@@ -61,9 +61,11 @@ class Evaluator:
     @torch.no_grad()
     def eval(self):
         bar = tqdm(self.val_loader, desc='eval', dynamic_ncols=True, disable=not is_main())
+        losses = Recorder()  # the mean loss per sample, as validation logs it
         for i, data in enumerate(bar):
             with autocast(self.device, self.amp_dtype):  # as in validation
                 img, pred, gt = self.step(data)
+                losses.record('loss', self.task.loss(pred, gt), n=img.shape[0])
             self.compute_metrics(pred, gt)
             if self.args.save_viz:
                 self.viz_per_batch(img, pred, gt, i)
@@ -72,6 +74,8 @@ class Evaluator:
             if is_main():
                 self.save_pictures(others)
         scores = sum_over_processes(self.metrics).compute()
+        losses.all_reduce()
+        scores.update(losses.summary())
         if is_main():
             self.write_result(scores)
         return scores

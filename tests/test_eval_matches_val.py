@@ -1,5 +1,6 @@
-"""Evaluating a run's best.pth on its own validation list gives the metrics that validation logged
-for that epoch: identical with validation's batch size, within 0.001 with eval.py's default batch
+"""Evaluating a run's best.pth on its own validation list gives the metrics and the loss that
+validation logged for that epoch (the loss is what tells the barely trained cls model's
+weights apart): identical with validation's batch size, within 0.001 with eval.py's default batch
 size 1. For every task, plain, with --amp (eval.py takes it from the checkpoint) and with --ema
 (eval.py loads the EMA weights)."""
 import math
@@ -28,11 +29,9 @@ def best(request, task_lists, tmp_path_factory):
 
 
 def validated(best):
-    """{metric name: value} that validation logged for best.pth's epoch (its loss aside: eval.py
-    has none)."""
+    """{metric name: value} that validation logged for best.pth's epoch, its loss included."""
     metrics = torch.load(best, weights_only=True)['metrics']
-    return {k[len('val/'):]: v for k, v in metrics.items()
-            if k.startswith('val/') and k != 'val/loss'}
+    return {k[len('val/'):]: v for k, v in metrics.items() if k.startswith('val/')}
 
 
 def same(a, b, tol):
