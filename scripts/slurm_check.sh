@@ -30,11 +30,17 @@ stop_cluster() {
   scancel --quiet --full "$(squeue -h -o %i | tr '\n' ',')" 2>/dev/null || true
   for _ in $(seq 40); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 1; done
   for pid_file in slurmd.pid slurmctld.pid munge/munged.pid; do  # only the daemons started here
-    if [ -f "$tmp/$pid_file" ]; then kill "$(cat "$tmp/$pid_file")" 2>/dev/null || true; fi
+    if [ -f "$tmp/$pid_file" ]; then
+      pid=$(cat "$tmp/$pid_file")
+      kill "$pid" 2>/dev/null || true
+      # until it is gone: slurmctld saves its state as it stops, which raced the rm below
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    fi
   done
 }
 passed=
-trap 'stop_cluster; if [ -n "$passed" ]; then rm -rf "$tmp"; fi' EXIT  # a failure's files stay for a look
+# a failure's files stay for a look; a passed check's leftovers are no failure
+trap 'stop_cluster; if [ -n "$passed" ]; then rm -rf "$tmp" || true; fi' EXIT
 
 # The cluster: munge with a key of its own, one node (this host, its CPUs, no GPUs), no cgroups
 mkdir -m 700 "$tmp/munge"
