@@ -1,5 +1,6 @@
-"""Evaluates a checkpoint on --val_list: writes result.txt (one `name: value` line per metric)
-and, with --save_viz, the task's pictures into the result folder beside the checkpoint.
+"""Evaluates a checkpoint on the validation split of its data (--val_list, or --val_split):
+writes result.txt (one `name: value` line per metric) and, with --save_viz, the task's pictures
+into the result folder beside the checkpoint.
 Run: python eval.py [--load_model_path checkpoints/<run>/best.pth] [--save_viz]
 (default: best.pth of the newest run)"""
 import logging
@@ -20,6 +21,7 @@ from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
 from utils.logger import Recorder, metric_on, sum_over_processes
 from utils.optim import amp_dtype, autocast
+from utils.prepare import split_name
 from utils.provenance import source_check
 from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, set_seed
@@ -88,7 +90,9 @@ class Evaluator:
         lines += [f'checkpoint: {args.load_model_path}',
                   f'checkpoint_sha256: {args.checkpoint_sha256}',
                   f'task: {args.task}', f'model_type: {args.model_type}',
-                  f'eval_list: {args.val_list}',
+                  *([f'data_root: {args.data_root}'] if args.data_root else
+                    [f'eval_list: {args.val_list}']),
+                  f'eval_split: {split_name(chosen_classes(args)[1], args)}',
                   f'num_samples: {len(self.val_loader.dataset)}']
         lines += [f'{name}: {value}' for name, value in self.provenance.items()]
         path = os.path.join(args.result_dir, 'result.txt')
@@ -106,11 +110,10 @@ class Evaluator:
     def viz_per_batch(self, img, pred, gt, step):
         """Draws every sample whose index in the list is a multiple of --viz_freq, so the same
         samples are drawn whatever the batch size or number of processes."""
-        first = step * self.args.batch_size  # only the last batch can be smaller: exact
+        # their indices in the list (under torchrun, a process sees every N-th sample)
+        indices = self.val_loader.batch_sampler.batches[step]
         pictures = []
-        for j in range(img.shape[0]):
-            # its index in the list (under torchrun, a process sees every N-th sample)
-            index = self.val_loader.sampler.indices[first + j]
+        for j, index in enumerate(indices):
             if index % self.args.viz_freq == 0:
                 pictures.append((index, self.task.picture(img[j], pred[j], gt[j])))
         if is_main():

@@ -20,7 +20,7 @@ from utils.resume import resume_args
 # define the model, how the data is read and scored, and how the model runs.
 # EDIT ME: add every flag your model's __init__ reads.
 MODEL_ARGS = ('task', 'model_type', 'num_classes', 'class_names')
-DATA_ARGS = ('data_type', 'val_list', 'ignore_index', 'loss')
+DATA_ARGS = ('data_type', 'data_root', 'val_list', 'val_split', 'ignore_index', 'loss')
 RUN_ARGS = ('amp', 'amp_dtype', 'channels_last')
 TEMPORARY = 'torchbase_fast_dev_run_'  # how --fast_dev_run's temporary folder's name begins
 BY_TASK = 'default: by --task, see task/'
@@ -45,6 +45,12 @@ def parse_common_args(parser):
     group.add_argument('--val_list',
                        help='the validation list in training, the list to evaluate in eval.py '
                             f'({BY_TASK})')
+    group.add_argument('--data_root',
+                       help='the folder of a dataset in its layout, for --data_type voc, '
+                            'cityscapes, ade20k, folder')
+    group.add_argument('--val_split',
+                       help="with --data_root: the split validated and evaluated (default: the "
+                            "dataset's, e.g. val)")
     group = parser.add_argument_group('runs')
     group.add_argument('--save_prefix', default='exp',
                        help='a note on the experiment; names the run folder (train) or the '
@@ -89,6 +95,16 @@ def parse_train_args(parser):
     parser = parse_common_args(parser)
     group = parser.add_argument_group('training')
     group.add_argument('--train_list', help=f'the training list ({BY_TASK})')
+    group.add_argument('--train_split',
+                       help="with --data_root: the split trained on (default: the dataset's, "
+                            'e.g. train)')
+    group.add_argument('--crop_size', type=int, nargs='+', metavar='H [W]',
+                       help='train on random crops of this size (one value: a square), padded '
+                            'where an image is smaller; needed when the images differ in size')
+    group.add_argument('--scale_range', type=float, nargs=2, default=[1.0, 1.0],
+                       metavar=('LO', 'HI'),
+                       help='with --crop_size: rescale each training image by a random factor '
+                            'in [LO, HI] first, e.g. 0.5 2.0')
     group.add_argument('--epochs', type=int, default=10, help='passes over --train_list')
     group.add_argument('--batch_size', type=int, default=8, help='samples per training step')
     group.add_argument('--monitor', help=f'the validation value that decides best.pth ({BY_TASK})')
@@ -195,9 +211,14 @@ def parse_test_args(parser):
 
 
 def task_defaults(args, is_train):
-    """Fills in the flags that --task decides and the command line left out (None)."""
-    defaults = type2task[args.task].defaults
-    names = ('model_type', 'data_type', 'val_list', 'ignore_index', 'loss')
+    """Fills in the flags that --task and --data_type decide and the command line left out
+    (None)."""
+    if args.data_type is None:
+        args.data_type = type2task[args.task].defaults['data_type']
+    # the dataset's class names and ignore index come first, then the task's
+    dataset = type2data.get(args.data_type)
+    defaults = {**type2task[args.task].defaults, **getattr(dataset, 'defaults', {})}
+    names = ('model_type', 'val_list', 'ignore_index', 'loss')
     names += ('train_list', 'monitor', 'monitor_mode') if is_train else ()
     for name in names:
         if getattr(args, name) is None:

@@ -1,26 +1,59 @@
 """Augmentations shared by every dataset (training samples only) and the image <-> tensor
 conversion.
 EDIT ME: add your augmentations to `augment`; keep them joint for image and label."""
+import cv2
 import numpy as np
 import torch
 
 # ImageNet statistics: the usual choice for RGB inputs, and what pretrained backbones expect.
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+# image padding: the mean colour, which to_tensor turns into 0
+PAD = tuple(MEAN.round().tolist())
 
 
-def augment(img, label, rng):
-    """Random horizontal and vertical flips of an (H, W, 3) image and its (H, W) label.
+def augment(img, label, rng, crop_size=None, scale_range=(1.0, 1.0), ignore_index=255):
+    """A training sample's random geometry: with crop_size (H, W), a rescale by a factor drawn
+    from scale_range and a crop of crop_size at a random place, padded where the rescaled image
+    is smaller (the label with ignore_index, so padding is never scored); then horizontal and
+    vertical flips. (H, W, 3) uint8 image, (H, W) label or None (classification).
     `rng` is a numpy Generator, so the caller decides what the randomness depends on."""
+    if crop_size:
+        img, label = scale_and_crop(img, label, rng, crop_size, scale_range, ignore_index)
     if rng.random() < 0.5:
-        img, label = img[:, ::-1], label[:, ::-1]
+        img = img[:, ::-1]
+        label = None if label is None else label[:, ::-1]
     if rng.random() < 0.5:
-        img, label = img[::-1], label[::-1]
+        img = img[::-1]
+        label = None if label is None else label[::-1]
+    return img, label
+
+
+def scale_and_crop(img, label, rng, crop_size, scale_range, ignore_index):
+    """Rescale, crop and pad in one affine warp per array: only the crop's pixels are computed,
+    not the whole rescaled image (a 2048 x 1024 frame rescaled by 2 is 8 M pixels, its crop of
+    512 x 512 is 0.26 M)."""
+    (ch, cw), (h, w) = crop_size, img.shape[:2]
+    scale = rng.uniform(*scale_range)
+    sh, sw = round(h * scale), round(w * scale)
+    # the crop's corner in the rescaled image; negative where it is smaller than the crop
+    y0 = rng.integers(min(0, sh - ch), max(0, sh - ch) + 1)
+    x0 = rng.integers(min(0, sw - cw), max(0, sw - cw) + 1)
+    # output pixel (x, y) samples the input at ((x + x0 + 0.5) / sx - 0.5, ...), as cv2.resize
+    sy, sx = sh / h, sw / w
+    warp = np.float32([[sx, 0, 0.5 * sx - 0.5 - x0], [0, sy, 0.5 * sy - 0.5 - y0]])
+    img = cv2.warpAffine(img, warp, (cw, ch), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=PAD)
+    if label is not None:
+        if not np.can_cast(np.min_scalar_type(ignore_index), label.dtype):
+            label = label.astype(np.int32)  # e.g. --ignore_index -100 with uint8 labels
+        label = cv2.warpAffine(label, warp, (cw, ch), flags=cv2.INTER_NEAREST,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=ignore_index)
     return img, label
 
 
 def to_tensor(img, label):
-    """(H, W, 3) uint8 RGB image -> normalized (3, H, W) float32; (H, W) label -> int64 class
+    """(H, W, 3) uint8 RGB image -> normalized (3, H, W) float32; label -> int64 class
     indices."""
     img = (img.astype(np.float32) - MEAN) / STD
     return torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(label.astype(np.int64))

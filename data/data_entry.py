@@ -1,15 +1,20 @@
 """Picks the dataset named by --data_type and wraps it in a DataLoader.
-Add a dataset: write data/<name>.py with a Dataset class taking (args, is_train) and a static
-check_inputs(args, is_train) that checks its files before a run starts (see ListDataset), then
-add one line to type2data."""
+Add a dataset: write data/<name>.py with a Dataset class, then add one line to type2data (and
+its flags, if it has any, to options.py). A segmentation dataset subclasses SegDataset
+(data/seg_dataset.py) and only finds its files; any dataset class has:
+  __init__(args, is_train), __len__, __getitem__(index) -> (image tensor, target tensor)
+  check_inputs(args, is_train)  static: checks its files before a run starts
+  split_name(args)  static, optional: names the split evaluated in eval.py's result folder
+  defaults  {'class_names': [...], 'ignore_index': N} used where the flags give none, or {}
+  palette   (K, 3) uint8 RGB colours of the classes for pictures, or None
+  size(index) -> (H, W), optional: validation batches images of one size together"""
 import torch
 from torch.utils.data import DataLoader
 
 from data.cls_list_dataset import ClsListDataset
 from data.list_dataset import ListDataset
-from data.make_shapes import ensure_demo_data
 from data.mem_list_dataset import MemListDataset
-from data.sampler import make_sampler
+from data.sampler import SizeBatchSampler, make_sampler
 from utils.errors import ConfigError
 from utils.stop import ignore_stop_signals
 
@@ -25,17 +30,23 @@ def get_dataset_by_type(args, is_train):
         raise ConfigError(
             f'unknown --data_type {args.data_type!r}; choose one of {", ".join(type2data)}'
         )
-    ensure_demo_data(args.train_list if is_train else args.val_list)
     return type2data[args.data_type](args, is_train)
 
 
 def make_loader(dataset, args, is_train):
     # The order is a function of (--seed, epoch), set each epoch by the Trainer; under
     # torchrun, this process's share.
+    sampler = make_sampler(len(dataset), args, is_train)
+    if is_train:
+        batches = {'batch_size': args.batch_size, 'sampler': sampler}
+    else:  # images of one size a batch: each is scored at its own size
+        size = getattr(dataset, 'size', None)
+        batch_sampler = SizeBatchSampler(sampler.indices, args.batch_size, size,
+                                         args.limit_val_batches)
+        batches = {'batch_sampler': batch_sampler}
     return DataLoader(
         dataset,
-        batch_size=args.batch_size,
-        sampler=make_sampler(len(dataset), args, is_train),
+        **batches,
         num_workers=args.num_workers,
         worker_init_fn=ignore_stop_signals,
         persistent_workers=args.num_workers > 0,  # no new worker processes every epoch

@@ -74,6 +74,27 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
+class SizeBatchSampler(Sampler):
+    """Evaluation batches, each of images of one size: validation and eval.py score every image
+    at its own size, so any --batch_size gives the same predictions (a batch padded to its
+    largest image would change them near the padding, through the model's receptive field).
+    `size(index)`: (H, W) of a sample; None when they all have one size. `batches` is public:
+    eval.py reads which samples a batch holds."""
+
+    def __init__(self, indices, batch_size, size=None, limit=0):
+        groups = {}  # by size, in the order of their first sample
+        for i in indices:
+            groups.setdefault(size(i) if size else None, []).append(i)
+        self.batches = [group[k:k + batch_size] for group in groups.values()
+                        for k in range(0, len(group), batch_size)][:limit or None]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
 def make_sampler(n, args, is_train):
     """The training or the evaluation order of n samples; under torchrun, this process's share
     of it. The debug flags shorten it: --overfit_batches N keeps the first N batches of samples

@@ -149,7 +149,7 @@ BEFORE_START = {
         ['--check_data'],
         [
             'train.txt:2: label',
-            'has shape (5, 7), expected a single-channel image of the image size',
+            'is 7 x 5, its image', '32 x 32: they must be the same size',
         ],
     ),
     'label_value': (

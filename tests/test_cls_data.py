@@ -125,8 +125,9 @@ def test_list_is_read_without_its_images(tmp_path):
     (tmp_path / 'sub').mkdir()
     (tmp_path / 'sub' / 'l.txt').write_bytes(b'\xef\xbb\xbfa.png 2\r\n../b.png -100 # ignored\r\n')
     samples = read_cls_list(str(tmp_path / 'sub' / 'l.txt'), 3, -100)  # a BOM, CRLF: still text
-    assert samples == [(str(tmp_path / 'sub' / 'a.png'), 2, 1),
-                       (str(tmp_path / 'sub' / '../b.png'), -100, 2)]
+    where = str(tmp_path / 'sub' / 'l.txt')
+    assert samples == [(str(tmp_path / 'sub' / 'a.png'), 2, f'{where}:1'),
+                       (str(tmp_path / 'sub' / '../b.png'), -100, f'{where}:2')]
 
 
 def test_binary_list_file_is_a_clear_error(tmp_path):

@@ -51,7 +51,8 @@ def test_run_folder_records_commit_environment_seed_and_source_hashes(run):
     assert set(info['source_hashes']) == {'model/base/__init__.py', 'model/base/base_model.py',
                                           'model/submodules.py', 'data/list_dataset.py',
                                           'data/augment.py', 'data/make_shapes.py', 'task/seg.py',
-                                          'loss.py', 'metrics.py'}
+                                          'data/seg_dataset.py', 'data/image_io.py',
+                                          'data/list_file.py', 'loss.py', 'metrics.py'}
     for path, digest in info['source_hashes'].items():
         source = open(os.path.join(provenance.ROOT, path), 'rb').read()
         assert hashlib.sha256(source).hexdigest() == digest
@@ -72,9 +73,12 @@ def test_source_files_follow_the_chosen_model_and_dataset():
     files = source_files(chosen_classes(make_args(model_type='better', data_type='mem_list')))
     assert files == [
         'data/augment.py',
+        'data/image_io.py',
         'data/list_dataset.py',
+        'data/list_file.py',
         'data/make_shapes.py',
         'data/mem_list_dataset.py',
+        'data/seg_dataset.py',
         'loss.py',
         'metrics.py',
         'model/better/__init__.py',

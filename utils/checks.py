@@ -71,6 +71,16 @@ def training_problems(args):
             f'--warmup_epochs {args.warmup_epochs} leaves no epoch of '
             f'--epochs {args.epochs} after it'
         )
+    crop = args.crop_size or []
+    if len(crop) > 2 or any(n <= 0 for n in crop):
+        problems.append(f'--crop_size {" ".join(map(str, crop))}: give H W, or one size for a '
+                        'square, above 0')
+    low, high = args.scale_range
+    if not 0 < low <= high:
+        problems.append(f'--scale_range {low} {high}: give LO HI with 0 < LO <= HI, e.g. 0.5 2.0')
+    elif (low, high) != (1, 1) and not crop:
+        problems.append(f'--scale_range {low} {high} needs --crop_size: a rescaled image is '
+                        'cropped (or padded) to it')
     if args.min_lr > args.lr:
         problems.append(f'--min_lr {args.min_lr} is above --lr {args.lr}')
     if args.sync_bn and not torch.cuda.is_available():

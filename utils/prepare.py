@@ -100,16 +100,21 @@ def read_evaluated(args, argv):
     return ckpt, saved if isinstance(saved, dict) else {}  # a bare state dict has no args
 
 
+def split_name(dataset_class, args):
+    """The dataset's name of the split evaluated; --data_type for a dataset that gives none."""
+    name = getattr(dataset_class, 'split_name', None)
+    return name(args) if name else args.data_type
+
+
 def open_result_folder(args, argv, classes):
-    """Makes <checkpoint path without .pth>/<list folder>_<list name>_<save_prefix> (numbered if
+    """Makes <checkpoint path without .pth>/<split name>_<save_prefix> (numbered if
     taken: an evaluation never mixes its files with an earlier one's), or --result_dir, and
     returns the args saved there."""
     absolute_lists(args, ('val_list',))
-    if not args.result_dir:
-        list_folder = os.path.basename(os.path.dirname(args.val_list))
-        list_name = os.path.splitext(os.path.basename(args.val_list))[0]
+    if not args.result_dir:  # the dataset names its split, e.g. shapes_val or voc_val
+        split = split_name(classes[1], args)
         args.result_dir = os.path.join(os.path.splitext(args.load_model_path)[0],
-                                       f'{list_folder}_{list_name}_{args.save_prefix}')
+                                       f'{split}_{args.save_prefix}')
     args.result_dir = make_run_dir(args.result_dir)
     start_folder(args, args.result_dir, 'eval.py', argv, classes)
     log.info(f'Result folder: {args.result_dir}')
