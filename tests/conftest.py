@@ -3,6 +3,7 @@ under tmp_path."""
 import argparse
 import subprocess
 
+import cv2
 import pytest
 
 from data.make_shapes import make_shapes
@@ -25,6 +26,27 @@ def shapes_cls(tmp_path_factory):
     """12 training and 6 validation 32x32 images of the classification demo, written once."""
     root = tmp_path_factory.mktemp('data') / 'shapes_cls'
     make_shapes_cls(str(root), n_train=12, n_val=6, size=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def shapes_mixed(shapes, tmp_path_factory):
+    """The tiny demo data with its images (and labels) rescaled to three sizes, 32 x 32,
+    40 x 24 and 24 x 40 (W x H) in turn, as a real dataset's come: train.txt and val.txt."""
+    root = tmp_path_factory.mktemp('data') / 'shapes_mixed'
+    for folder in ('images', 'labels'):
+        (root / folder).mkdir(parents=True)
+    sizes = [(32, 32), (40, 24), (24, 40)]
+    for split in ('train', 'val'):
+        lines = (shapes / f'{split}.txt').read_text().split()
+        pairs = list(zip(lines[::2], lines[1::2], strict=True))
+        for n, (image, label) in enumerate(pairs):
+            size = sizes[n % len(sizes)]
+            img = cv2.imread(str(shapes / image))
+            cv2.imwrite(str(root / image), cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+            gt = cv2.imread(str(shapes / label), cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(str(root / label), cv2.resize(gt, size, interpolation=cv2.INTER_NEAREST))
+        (root / f'{split}.txt').write_text('\n'.join(f'{i} {g}' for i, g in pairs) + '\n')
     return root
 
 

@@ -243,3 +243,22 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
         and torch.equal(first[3], again[3])
         and torch.equal(first[4], again[4])
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('workers', [0, 2], ids=['no_workers', 'two_workers'])
+def test_random_crops_of_mixed_sizes_resume_exactly(shapes_mixed, tmp_path, workers):
+    """--crop_size and --scale_range draw from (seed, epoch, index) only: killed mid-epoch and
+    resumed, with or without loader workers, the run equals an uninterrupted one."""
+    crops = ['--crop_size', '24', '28', '--scale_range', '0.5', '2']
+    uninterrupted = tmp_path / 'reference'
+    p = train_cli(*flags(shapes_mixed, uninterrupted, workers), *crops)
+    assert p.returncode == 0, p.stderr
+    argv = flags(shapes_mixed, tmp_path / 'checkpoints', workers) + crops
+    proc = start_paused(tmp_path, STEPS + 2, argv)
+    proc.kill()
+    proc.wait()
+    run = tmp_path / 'checkpoints' / 'base_exp'
+    p = train_cli('--resume', str(run))
+    assert p.returncode == 0, p.stderr
+    assert_same_run(run, uninterrupted / 'base_exp')
