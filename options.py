@@ -224,9 +224,14 @@ def task_defaults(args, is_train):
         if getattr(args, name) is None:
             setattr(args, name, defaults[name])
     if args.class_names is None:  # the task's names, unless --num_classes says otherwise
-        count = args.num_classes or len(defaults['class_names'])
-        same = count == len(defaults['class_names'])
-        args.class_names = defaults['class_names'] if same else [f'class_{i}' for i in range(count)]
+        known = defaults['class_names'] or []  # None: the dataset has none (data/folder.py)
+        if not known and args.num_classes is None:
+            raise ConfigError(f'--data_type {args.data_type} has no class names of its own: pass '
+                              '--class_names NAME ... (one per label value 0, 1, ...) or '
+                              '--num_classes N')
+        count = args.num_classes or len(known)
+        same = count == len(known)
+        args.class_names = known if same else [f'class_{i}' for i in range(count)]
     if args.num_classes is None:
         args.num_classes = len(args.class_names)
     serves = type2model[args.model_type].task if args.model_type in type2model else args.task

@@ -11,10 +11,14 @@ its flags, if it has any, to options.py). A segmentation dataset subclasses SegD
 import torch
 from torch.utils.data import DataLoader
 
+from data.ade20k import ADE20KDataset
+from data.cityscapes import CityscapesDataset
 from data.cls_list_dataset import ClsListDataset
+from data.folder import FolderDataset
 from data.list_dataset import ListDataset
 from data.mem_list_dataset import MemListDataset
 from data.sampler import SizeBatchSampler, make_sampler
+from data.voc import VOCDataset
 from utils.errors import ConfigError
 from utils.stop import ignore_stop_signals
 
@@ -22,6 +26,10 @@ type2data = {  # --data_type name -> Dataset class; only the chosen one is built
     'list': ListDataset,
     'mem_list': MemListDataset,
     'cls_list': ClsListDataset,
+    'voc': VOCDataset,
+    'cityscapes': CityscapesDataset,
+    'ade20k': ADE20KDataset,
+    'folder': FolderDataset,
 }
 
 
