@@ -5,6 +5,7 @@ import os
 import torch
 
 from data.augment import denormalize
+from data.data_entry import type2data
 from data.make_shapes import CLASS_NAMES, DEMO_DIR
 from loss import select_loss
 from metrics import SegMetrics
@@ -24,6 +25,8 @@ class SegTask:
         self.criterion = select_loss(args)
         # NHWC with --channels_last: faster convolutions under --amp on recent GPUs
         self.memory_format = torch.channels_last if args.channels_last else torch.preserve_format
+        # the dataset's class colours (VOC's, Cityscapes'), if it has them; else viz's own
+        self.palette = getattr(type2data.get(args.data_type), 'palette', None)
 
     def forward(self, model, data):
         """(input, prediction, target) of a batch as the dataset gives it: on the device, through
@@ -43,4 +46,4 @@ class SegTask:
     def picture(self, img, pred, label):
         """One sample as an (H, W, 3) uint8 RGB picture: input | prediction | truth."""
         return make_panel(denormalize(img), pred.argmax(0).cpu().numpy(), label.cpu().numpy(),
-                          self.args.ignore_index)
+                          self.args.ignore_index, self.palette)

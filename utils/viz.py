@@ -11,22 +11,25 @@ PALETTE = np.array([
 IGNORE_COLOUR = np.array([255, 255, 255], np.uint8)
 
 
-def colorize(label, ignore_index=255):
-    """(H, W) integer class indices -> (H, W, 3) uint8 RGB; ignored pixels are white."""
+def colorize(label, ignore_index=255, palette=None):
+    """(H, W) integer class indices -> (H, W, 3) uint8 RGB; ignored pixels are white.
+    palette: (K, 3) uint8 RGB colours of the classes (the dataset's), or None for PALETTE."""
     label = np.asarray(label).astype(np.int64)
+    known = PALETTE if palette is None else np.asarray(palette, np.uint8)
     top = int(label[label != ignore_index].max(initial=0))
-    extra = np.random.default_rng(0).integers(0, 256, (max(top + 1 - len(PALETTE), 0), 3))
-    palette = np.concatenate([PALETTE, extra.astype(np.uint8)])
-    out = palette[np.clip(label, 0, len(palette) - 1)]
+    extra = np.random.default_rng(0).integers(0, 256, (max(top + 1 - len(known), 0), 3))
+    colours = np.concatenate([known, extra.astype(np.uint8)])
+    out = colours[np.clip(label, 0, len(colours) - 1)]
     out[label == ignore_index] = IGNORE_COLOUR
     return out
 
 
-def make_panel(img, pred, gt, ignore_index=255):
+def make_panel(img, pred, gt, ignore_index=255, palette=None):
     """(H, W, 3) uint8 image, (H, W) predicted and true labels -> one (H, 3W + 8, 3) uint8
-    picture."""
+    picture, the labels in `palette`'s colours (see colorize)."""
     gap = np.full((img.shape[0], 4, 3), 255, np.uint8)
-    panels = [img, gap, colorize(pred, ignore_index), gap, colorize(gt, ignore_index)]
+    panels = [img, gap, colorize(pred, ignore_index, palette), gap,
+              colorize(gt, ignore_index, palette)]
     return np.concatenate(panels, axis=1)
 
 
