@@ -22,6 +22,7 @@ from data.data_entry import (
 from data.make_shapes import CLASS_NAMES, make_shapes
 from data.sampler import EpochIndex, EpochSampler, ShardSampler
 from tests.conftest import make_args
+from tests.test_layouts import LAYOUTS, layout_args
 from utils.errors import ConfigError
 
 
@@ -33,17 +34,20 @@ def is_cls(data_type):
     return issubclass(type2data[data_type], ClsListDataset)
 
 
-def data_args(shapes, shapes_cls, data_type):
-    """Flags for `data_type` on the tiny demo of its task: a cls dataset reads a cls list."""
+def data_args(shapes, shapes_cls, data_type, tmp_path):
+    """Flags for `data_type` on the tiny demo of its task (a cls dataset reads a cls list), or
+    on a tiny copy of its layout (tests/test_layouts.py), in crops of one size."""
+    if data_type in LAYOUTS:
+        return layout_args(data_type, LAYOUTS[data_type](tmp_path), crop_size=[24])
     if is_cls(data_type):
         return args_for(shapes_cls, data_type=data_type, task='cls')
     return args_for(shapes, data_type=data_type)
 
 
 @pytest.mark.parametrize('data_type', list(type2data))
-def test_dataset_items(shapes, shapes_cls, data_type):
+def test_dataset_items(shapes, shapes_cls, data_type, tmp_path):
     for is_train in (True, False):
-        ds = get_dataset_by_type(data_args(shapes, shapes_cls, data_type), is_train)
+        ds = get_dataset_by_type(data_args(shapes, shapes_cls, data_type, tmp_path), is_train)
         assert len(ds) > 0
         img, label = ds[len(ds) - 1]
         assert img.dtype == torch.float32 and img.dim() == 3
@@ -57,8 +61,8 @@ def epoch_items(ds, epoch):
 
 
 @pytest.mark.parametrize('data_type', list(type2data))
-def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, shapes_cls, data_type):
-    ds = get_dataset_by_type(data_args(shapes, shapes_cls, data_type), True)
+def test_augmentation_depends_on_seed_epoch_and_index_only(shapes, shapes_cls, data_type, tmp_path):
+    ds = get_dataset_by_type(data_args(shapes, shapes_cls, data_type, tmp_path), True)
     epochs = [epoch_items(ds, epoch) for epoch in range(6)]
     assert torch.equal(epoch_items(ds, 3), epochs[3])  # repeatable
     assert any(not torch.equal(epochs[0], e) for e in epochs[1:])  # but varies between epochs
