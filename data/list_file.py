@@ -1,10 +1,16 @@
-"""Reading list files: one sample a line, fields separated by spaces (blank lines and `#`
-comments are skipped), relative paths resolved against the list file's folder. Shared by the
-datasets that read lists (data/list_dataset.py, data/cls_list_dataset.py)."""
+"""Reading list files: one sample a line, fields separated by spaces, or by tabs in a line that
+holds a tab, so that paths may hold spaces (`'\t'.join(fields)` writes such a line); blank lines
+and `#` comments are skipped, relative paths resolved against the list file's folder. UTF-8 (a
+BOM and CRLF are fine), else GB18030 (GBK), with a warning. Shared by the datasets that read
+lists (data/list_dataset.py, data/cls_list_dataset.py)."""
 import io
+import logging
 import os
 
 from utils.errors import ConfigError
+
+log = logging.getLogger('torchbase')
+read_as_gb18030 = set()  # the list files said to be GB18030: said once, not at every read
 
 
 def resolve(list_path, path):
@@ -33,30 +39,50 @@ def list_lines(list_path, line_format):
         line = line.split('#', 1)[0].strip()
         if not line:
             continue
-        fields = line.split()
+        fields = [f.strip() for f in line.split('\t')] if '\t' in line else line.split()
+        fields = [f for f in fields if f]  # two tabs in a row: one separator
         if len(fields) != len(line_format.split()):
-            raise ConfigError(f'{list_path}:{n}: expected {line_format}, got {line!r}')
+            raise ConfigError(f'{list_path}:{n}: expected {line_format}, got {line!r}'
+                              + spaces_hint(fields, line, line_format))
         lines.append((n, fields))
     if not lines:
         raise ConfigError(f'{list_path} lists no samples; add lines of {line_format}')
     return lines
 
 
+def spaces_hint(fields, line, line_format):
+    """What to do when a line has more fields than `line_format`: perhaps paths with spaces."""
+    if len(fields) <= len(line_format.split()) or '\t' in line:
+        return ''
+    return (f' ({len(fields)} fields split at spaces); for paths with spaces, separate the '
+            'fields with a tab: a line holding a tab is split at tabs only')
+
+
 def list_text(list_path, data, line_format):
-    """The UTF-8 text of a list file's bytes `data` (without a leading byte order mark), or a
-    ConfigError naming the line of the first byte that is not text: a binary file passed as a
-    list, or another encoding."""
-    bad = data.find(b'\0')  # valid UTF-8, but in no list: a binary file
-    try:
-        text = data.decode('utf-8')
-    except UnicodeDecodeError as e:
-        bad = e.start if bad < 0 else min(bad, e.start)
-    if bad < 0:
+    """The text of a list file's bytes `data` (without a leading byte order mark): UTF-8, else
+    GB18030 with a warning (a superset of GBK, which Python writes by default on a Chinese
+    Windows); or a ConfigError naming the line of the first byte that is not UTF-8 text: a
+    binary file passed as a list, or another encoding."""
+    nul = data.find(b'\0')  # valid text, but in no list: a binary file
+    for encoding in ('utf-8', 'gb18030') if nul < 0 else ():
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding != 'utf-8' and list_path not in read_as_gb18030:
+            read_as_gb18030.add(list_path)
+            log.warning(f'warning: {list_path} is not UTF-8: read as GB18030 (GBK); save it as '
+                        'UTF-8 to be sure that its paths are read as written')
         return text.removeprefix('\ufeff')
+    try:
+        data.decode('utf-8')
+        bad = nul
+    except UnicodeDecodeError as e:
+        bad = e.start if nul < 0 else min(nul, e.start)
     line = len(data[:bad].replace(b'\r\n', b'\n').replace(b'\r', b'\n').split(b'\n'))
     raise ConfigError(f'{list_path}:{line}: not a text file of {line_format} lines (byte '
-                      f'{data[bad]:#04x} at offset {bad} is not UTF-8 text); pass the list file, '
-                      'saved as UTF-8')
+                      f'{data[bad]:#04x} at offset {bad} is not UTF-8 text, nor GB18030); pass '
+                      'the list file, saved as UTF-8')
 
 
 def check_file(path, where, line_format):
