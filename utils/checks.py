@@ -6,6 +6,7 @@ import math
 import os
 import tempfile
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -130,17 +131,25 @@ def check_monitor(monitor, val_metrics):
 
 
 def check_samples(dataset):
-    """--check_data: reads every sample and reports all that cannot be used, not only the first."""
-    bad = []
+    """--check_data: reads every sample and reports all that cannot be used, not only the first,
+    with the label values found in the others (what --num_classes and --ignore_index must
+    cover). Reads through the dataset's `load` when it has one: decoded and checked, without
+    the augmentation that would pad labels with the ignore index."""
+    read = getattr(dataset, 'load', dataset.__getitem__)
+    bad, values = [], set()
     for i in tqdm(range(len(dataset)), desc='--check_data', leave=False, dynamic_ncols=True):
         try:
-            dataset[i]
+            _, label = read(i)
         except ConfigError as e:
             bad.append(str(e))
+            continue
+        if np.ndim(label) == 2:  # a label map, not a class
+            values.update(np.unique(np.asarray(label)).tolist())
     if bad:
         more = f'\n  ... and {len(bad) - 20} more' if len(bad) > 20 else ''
+        found = f'\n  label values found in the other samples: {sorted(values)}' if values else ''
         raise ConfigError(f'--check_data: {len(bad)} of {len(dataset)} samples cannot be used:\n  '
-                          + '\n  '.join(bad[:20]) + more)
+                          + '\n  '.join(bad[:20]) + more + found)
 
 
 def check_inputs(args, is_train, classes, ckpt=None):
