@@ -54,12 +54,17 @@ class SegDataset(Dataset):
         indices."""
         img_path, label_path, where = self.samples[index]
         img = read_image(img_path, where)
-        label = read_label(label_path, where, self.palette)
+        # colour-coded labels are read through the palette: class indices, not stored values to map
+        colours = self.palette if self.label_map is None else None
+        label = read_label(label_path, where, colours)
         if label.shape != img.shape[:2]:
             raise ConfigError(f'{where}: label {label_path} is {label.shape[1]} x '
                               f'{label.shape[0]}, its image {img_path} '
                               f'{img.shape[1]} x {img.shape[0]}: they must be the same size')
         if self.label_map is not None:
+            if label.max(initial=0) >= len(self.label_map):  # e.g. a 16-bit label
+                raise ConfigError(f'{where}: label {label_path} holds the value {label.max()}; '
+                                  f'this dataset stores 0..{len(self.label_map) - 1}')
             label = self.label_map[label]
         bad = label[(label >= self.num_classes) & (label != self.ignore_index)]
         if bad.size:  # would crash deep in the loss, or be miscounted, without a hint of which file

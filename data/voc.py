@@ -32,7 +32,8 @@ def colormap(n):
 
 class VOCDataset(SegDataset):
     defaults = {'class_names': list(CLASS_NAMES), 'ignore_index': 255}
-    palette = colormap(len(CLASS_NAMES))  # the colours of the PNG labels' own palette
+    # the PNG labels' own palette: the 21 classes' colours, and 255's (boundary) (224, 224, 192)
+    palette = colormap(256)
 
     @staticmethod
     def find(args, is_train):

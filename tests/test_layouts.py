@@ -255,3 +255,31 @@ def test_train_and_eval_on_each_layout(tmp_path, data_type):
     for folder in (run, result_dir):
         saved = json.loads((folder / 'args.json').read_text())
         assert saved['class_names'] == expected and saved['data_root'] == str(root)
+
+
+def test_colour_labels_read_through_the_palette_unless_the_layout_maps_ids(tmp_path):
+    """A VOC label saved as RGB colours reads as the palette PNG does (the boundary colour as
+    255); Cityscapes' and ADE20K's labels are stored ids to map, so colours are refused."""
+    root = make_voc(tmp_path)
+    label_path = root / 'SegmentationClass' / f'{VOC_IDS["val"][0]}.png'
+    h, w = SIZES[0]
+    Image.fromarray(colormap(256)[bands(h, w, STORED['voc'])]).save(label_path)  # RGB now
+    ds = get_dataset_by_type(layout_args('voc', root), False)
+    np.testing.assert_array_equal(ds.load(0)[1], bands(h, w, CLASSES['voc']))
+    city = make_cityscapes(tmp_path)
+    label_path = sorted(city.glob('gtFine/val/*/*_labelIds.png'))[0]
+    h, w = np.asarray(Image.open(label_path)).shape
+    Image.fromarray(np.full((h, w, 3), (128, 64, 128), np.uint8)).save(label_path)  # road's
+    ds = get_dataset_by_type(layout_args('cityscapes', city), False)
+    with pytest.raises(ConfigError, match=str(label_path)):
+        ds.load(0)
+
+
+def test_a_16_bit_label_beyond_the_label_map_is_a_clear_error(tmp_path):
+    root = make_ade20k(tmp_path)
+    label_path = sorted(root.glob('annotations/validation/*.png'))[0]
+    h, w = np.asarray(Image.open(label_path)).shape
+    Image.fromarray(np.full((h, w), 300, np.uint16)).save(label_path)
+    ds = get_dataset_by_type(layout_args('ade20k', root), False)
+    with pytest.raises(ConfigError, match='holds the value 300; this dataset stores 0..255'):
+        ds.load(0)
