@@ -1,9 +1,11 @@
 """Is the Trainer as fast as a hand-written loop? Times, in one process and alternating, one
 training epoch of the Trainer (its logging and progress bar on, validation left out) and of a
 minimal loop with the same model, data order, optimizer and seed; then the loader alone; on a
-GPU also fp32 vs --amp vs --amp --channels_last.
+GPU also fp32 vs --amp vs --amp --channels_last. Then the data pipeline on VOC- and
+Cityscapes-like files against torchvision and albumentations (scripts/benchmark_data.py).
 Run: python scripts/benchmark.py [--pairs 7] [--out checkpoints/benchmark.json]
-       [train.py flags, e.g. --model_type]"""
+       [train.py flags, e.g. --model_type]
+     python scripts/benchmark.py --data_only [--data_rounds 3]: the data table alone"""
 import argparse
 import json
 import os
@@ -23,6 +25,7 @@ from data.data_entry import select_train_loader  # noqa: E402
 from loss import select_loss  # noqa: E402
 from model.model_entry import select_model  # noqa: E402
 from options import make_parser, parse_train_args, prepare_train_args, task_defaults  # noqa: E402
+from scripts import benchmark_data  # noqa: E402
 from utils.torch_utils import get_device, set_seed  # noqa: E402
 
 # The flags whose default the raw loop matches; others (e.g. --model_type, --batch_size, --lr)
@@ -199,10 +202,30 @@ def main():
     parser.add_argument(
         '--pairs', type=int, default=7, help='alternating Trainer / raw loop epoch pairs'
     )
-    parser.add_argument(
-        '--out', default=os.path.join('checkpoints', 'benchmark.json'), help='the figures as JSON'
-    )
+    parser.add_argument('--data_only', action='store_true',
+                        help='only the data pipeline table (a minute or two)')
+    parser.add_argument('--data_rounds', type=int, default=3,
+                        help="the data table's rounds, each timing every pipeline in turn")
+    parser.add_argument('--out', help='the figures as JSON (default: checkpoints/benchmark.json, '
+                        'with --data_only checkpoints/benchmark_data.json)')
     own, argv = parser.parse_known_args()
+    if own.data_only and argv:
+        parser.error(f'--data_only times the data pipeline alone: leave out {" ".join(argv)}')
+    figures = {} if own.data_only else compare(parser, argv, own.pairs)
+    figures['data'] = data_figures(own.data_rounds)
+    if not own.data_only:
+        print_table(figures)
+    benchmark_data.print_table(figures['data'])
+    name = 'benchmark_data.json' if own.data_only else 'benchmark.json'
+    out = own.out or os.path.join('checkpoints', name)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        json.dump(figures, f, indent=2)
+    print(f'\nfigures: {out}')
+
+
+def compare(parser, argv, pairs):
+    """The Trainer / raw loop figures for the train.py flags `argv`."""
     args = train_args(argv)
     changed = [k for k in RAW_LOOP_DEFAULTS if getattr(args, k) != RAW_LOOP_DEFAULTS[k]]
     # the raw loop would compute something else, and the comparison would mean nothing
@@ -210,12 +233,15 @@ def main():
         parser.error(f'the raw loop is plain Adam in fp32: leave out --{", --".join(changed)}')
     with tempfile.TemporaryDirectory() as runs:
         run_flags = ['--checkpoints_dir', runs, '--save_prefix', 'benchmark']
-        figures = measure(run_flags + argv, own.pairs)
-    print_table(figures)
-    os.makedirs(os.path.dirname(os.path.abspath(own.out)), exist_ok=True)
-    with open(own.out, 'w') as f:
-        json.dump(figures, f, indent=2)
-    print(f'\nfigures: {own.out}')
+        return measure(run_flags + argv, pairs)
+
+
+def data_figures(rounds):
+    """The data table's figures, its files in a temporary folder; the loader is compared with
+    the base model's training step on 21 classes (VOC's)."""
+    args = train_args(['--task', 'seg', '--model_type', 'base', '--num_classes', '21'])
+    with tempfile.TemporaryDirectory() as root:
+        return benchmark_data.measure(args, rounds, root)
 
 
 def print_table(f):
