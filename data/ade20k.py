@@ -46,6 +46,7 @@ def shift_down():
 
 class ADE20KDataset(SegDataset):
     defaults = {'class_names': list(CLASS_NAMES), 'ignore_index': 255}
+    vflip = False  # photos have an up
     # no official table of 150 colours here: VOC's scheme gives distinct ones (black unused)
     palette = colormap(len(CLASS_NAMES) + 1)[1:]
     label_map = shift_down()

@@ -15,18 +15,20 @@ PAD = tuple(MEAN.round().tolist())
 NORMALIZED = np.ascontiguousarray(((np.arange(256, dtype=np.float32)[:, None] - MEAN) / STD).T)
 
 
-def augment(img, label, rng, crop_size=None, scale_range=(1.0, 1.0), ignore_index=255):
+def augment(img, label, rng, crop_size=None, scale_range=(1.0, 1.0), ignore_index=255,
+            vflip=True):
     """A training sample's random geometry: with crop_size (H, W), a rescale by a factor drawn
     from scale_range and a crop of crop_size at a random place, padded where the rescaled image
-    is smaller (the label with ignore_index, so padding is never scored); then horizontal and
-    vertical flips. (H, W, 3) uint8 image, (H, W) label or None (classification).
+    is smaller (the label with ignore_index, so padding is never scored); then a horizontal
+    flip and, with vflip, a vertical one (photos have an up: their datasets turn it off).
+    (H, W, 3) uint8 image, (H, W) label or None (classification).
     `rng` is a numpy Generator, so the caller decides what the randomness depends on."""
     if crop_size:
         img, label = scale_and_crop(img, label, rng, crop_size, scale_range, ignore_index)
     if rng.random() < 0.5:
         img = img[:, ::-1]
         label = None if label is None else label[:, ::-1]
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and vflip:  # drawn either way: the same draws follow
         img = img[::-1]
         label = None if label is None else label[::-1]
     return img, label

@@ -42,6 +42,7 @@ def label_of(img, img_dir, label_dir):
 
 class CityscapesDataset(SegDataset):
     defaults = {'class_names': [name for name, _, _ in CLASSES], 'ignore_index': 255}
+    vflip = False  # photos have an up
     palette = np.array([colour for _, _, colour in CLASSES], np.uint8)
     label_map = train_ids()
 

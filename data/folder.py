@@ -84,6 +84,7 @@ def check_pairs(images, labels, img_dir, label_dir):
 class FolderDataset(SegDataset):
     # no class names of its own: options.task_defaults asks for --class_names or --num_classes
     defaults = {'class_names': None, 'ignore_index': 255}
+    vflip = False  # photos have an up
 
     @staticmethod
     def find(args, is_train):

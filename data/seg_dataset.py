@@ -7,6 +7,8 @@ A subclass sets:
   palette    (K, 3) uint8 RGB colour of each class, or None: pictures use it, and a label
              saved in those colours is read back as their class indices
   label_map  None, or a 256-entry uint8 array: stored label value -> class index (Cityscapes)
+  vflip      whether training flips images upside down too: True for the demo's shapes, False
+             for photos (a street or a room has an up)
   find(args, is_train) -> [(image_path, label_path, where)], `where` naming the sample in
              errors (e.g. `train.txt:12`); a ConfigError when there is nothing to read
   split_name(args) -> a name of the evaluated split, for eval.py's result folder"""
@@ -22,6 +24,7 @@ class SegDataset(Dataset):
     defaults = {}
     palette = None
     label_map = None
+    vflip = True
 
     @classmethod
     def check_inputs(cls, args, is_train):
@@ -38,7 +41,7 @@ class SegDataset(Dataset):
         self.ignore_index = args.ignore_index
         self.seed = args.seed
         self.geometry = {'crop_size': crop_hw(args), 'ignore_index': args.ignore_index,
-                         'scale_range': args.scale_range} if is_train else {}
+                         'scale_range': args.scale_range, 'vflip': self.vflip} if is_train else {}
 
     def __len__(self):
         return len(self.samples)

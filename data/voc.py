@@ -32,6 +32,7 @@ def colormap(n):
 
 class VOCDataset(SegDataset):
     defaults = {'class_names': list(CLASS_NAMES), 'ignore_index': 255}
+    vflip = False  # photos have an up
     # the PNG labels' own palette: the 21 classes' colours, and 255's (boundary) (224, 224, 192)
     palette = colormap(256)
 

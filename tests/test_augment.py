@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from data.augment import MEAN, STD, augment, scale_and_crop, to_tensor
+from data.data_entry import type2data
 
 
 def sample(h, w, seed=0, values=(0, 3, 7)):
@@ -116,3 +117,22 @@ def test_to_tensor_normalizes_any_view(flip, view):
     assert out.is_contiguous() and np.array_equal(out.numpy(), expected)
     assert out_label.dtype == torch.int64
     assert np.array_equal(out_label.numpy(), label)
+
+
+def test_photos_are_never_turned_upside_down():
+    """vflip=False (the photo layouts' datasets): a horizontal flip at most, whatever the draw;
+    the draws that follow are the same as with vflip=True."""
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    label = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    flipped = set()
+    for seed in range(16):
+        out, out_label = augment(img, label, np.random.default_rng(seed), vflip=False)
+        assert np.array_equal(out_label, label) or np.array_equal(out_label, label[:, ::-1])
+        assert np.array_equal(out[:, :, 0] // 3, out_label)  # the image moved with its label
+        flipped.add(np.array_equal(out_label, label[:, ::-1]))
+        rng, again = np.random.default_rng(seed), np.random.default_rng(seed)
+        augment(img, label, rng, vflip=False)
+        augment(img, label, again, vflip=True)
+        assert rng.random() == again.random()
+    assert flipped == {True, False}
+    assert not any(type2data[name].vflip for name in ('voc', 'cityscapes', 'ade20k', 'folder'))
