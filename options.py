@@ -1,20 +1,28 @@
-"""Every flag of train.py and eval.py; every args.X used anywhere is declared here.
+"""Every flag of train.py, eval.py and predict.py; every args.X used anywhere is declared here.
 parse_common_args declares those both need, so none is given at training time and forgotten at
 test time. prepare_train_args / prepare_test_args parse and check the flags, then make the run or
 result folder and save the args there (utils/prepare.py)."""
 import argparse
 import logging
+import os
 import sys
 
 from data.data_entry import type2data
 from loss import type2loss
 from model.model_entry import type2model
-from task.task_entry import type2task
-from utils.checks import check_args, check_inputs
+from task.task_entry import check_predicts, type2task
+from utils.checks import check_args, check_inputs, check_writable, output_folders
 from utils.dist import on_main
 from utils.errors import ConfigError
-from utils.prepare import in_process_group, open_result_folder, open_run_folder, read_evaluated
+from utils.prepare import (
+    in_process_group,
+    open_result_folder,
+    open_run_folder,
+    read_evaluated,
+    start_folder,
+)
 from utils.resume import resume_args
+from utils.run_dir import make_run_dir
 
 # Flags that eval.py takes from the checkpoint unless its command line gives them: those that
 # define the model, how the data is read and scored, and how the model runs.
@@ -210,6 +218,33 @@ def parse_test_args(parser):
     return parser
 
 
+def parse_predict_args(parser):
+    parser = parse_common_args(parser)
+    # Not given on the command line (None), these come from the checkpoint, as in eval.py.
+    parser.set_defaults(**dict.fromkeys(MODEL_ARGS + DATA_ARGS + RUN_ARGS))
+    # eval.py's flags that the shared checks read, fixed for a prediction.
+    parser.set_defaults(sync_bn=False, viz_freq=1, limit_val_batches=0)
+    group = parser.add_argument_group('prediction')
+    group.add_argument('--input', required=True,
+                       help='an image, a folder of images (searched recursively) or a list file '
+                            'of image paths, one a line, relative to its folder')
+    group.add_argument('--batch_size', type=int, default=1,
+                       help='images a step (a batch holds images of one size); any size gives '
+                            'the same predictions')
+    group.add_argument('--slide_crop', type=int, nargs=2, metavar=('H', 'W'),
+                       help='predict in windows of H x W that overlap by a third, averaging the '
+                            'logits (per-pixel tasks): for images much larger than the training '
+                            'crops')
+    group.add_argument('--save_viz', action='store_true',
+                       help="save the task's picture of each prediction into viz/")
+    group.add_argument('--result_dir', default='',
+                       help='leave empty: prepare_predict_args fills it in')
+    group.add_argument('--checkpoint_sha256', default='',
+                       help='the sha256 the checkpoint must have (another file is refused); '
+                            'empty: filled in')
+    return parser
+
+
 def task_defaults(args, is_train):
     """Fills in the flags that --task and --data_type decide and the command line left out
     (None)."""
@@ -298,6 +333,14 @@ def prepare_test_args(argv=None):
 
 
 def result_folder(argv, args, read):
+    checkpoint_args(argv, args, read)
+    check_inputs(args, False, chosen_classes(args), ckpt=read['ckpt'])
+    return open_result_folder(args, argv, chosen_classes(args))
+
+
+def checkpoint_args(argv, args, read):
+    """Reads the checkpoint into read['ckpt'], takes from it the flags of MODEL_ARGS, DATA_ARGS
+    and RUN_ARGS that the command line did not give, and checks the flags."""
     ckpt, saved = read_evaluated(args, argv)
     read['ckpt'] = ckpt
     for name in MODEL_ARGS + DATA_ARGS + RUN_ARGS:
@@ -309,5 +352,41 @@ def result_folder(argv, args, read):
             setattr(args, name, common.get_default(name))
     task_defaults(args, is_train=False)
     check_args(args, is_train=False)
-    check_inputs(args, False, chosen_classes(args), ckpt=ckpt)
-    return open_result_folder(args, argv, chosen_classes(args))
+
+
+def prepare_predict_args(argv=None):
+    """Parses and checks the flags, reads the checkpoint as prepare_test_args does and makes the
+    result folder <checkpoint path without .pth>/predict_<input name>_<save_prefix> (numbered if
+    taken), or --result_dir; returns the args and the checkpoint."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    names = ', '.join(MODEL_ARGS + DATA_ARGS + RUN_ARGS)
+    parser = parse_predict_args(make_parser(f'Predict with a checkpoint on images without labels. '
+                                            f'Flags not given of {names} take the values the '
+                                            'checkpoint was trained with.'))
+    args = parser.parse_args(argv)
+    read = {}
+    args = in_process_group(args, lambda: predict_folder(argv, args, read))
+    return args, read['ckpt']
+
+
+def predict_folder(argv, args, read):
+    if not os.path.exists(args.input):
+        raise ConfigError(f'--input {args.input} does not exist: pass an image, a folder of '
+                          'images or a list file of image paths')
+    if args.slide_crop and min(args.slide_crop) <= 0:
+        raise ConfigError(f'--slide_crop {args.slide_crop[0]} {args.slide_crop[1]}: give a window '
+                          'H W above 0, e.g. the training --crop_size')
+    checkpoint_args(argv, args, read)
+    check_predicts(args.task)
+    for flag, folder in output_folders(args, is_train=False):
+        check_writable(folder, flag)
+    args.input = os.path.abspath(args.input)
+    if not args.result_dir:
+        name = os.path.splitext(os.path.basename(args.input))[0]
+        args.result_dir = os.path.join(os.path.splitext(args.load_model_path)[0],
+                                       f'predict_{name}_{args.save_prefix}')
+    args.result_dir = make_run_dir(args.result_dir)
+    start_folder(args, args.result_dir, 'predict.py', argv, chosen_classes(args))
+    log.info(f'Result folder: {args.result_dir}')
+    return args
+

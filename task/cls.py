@@ -7,7 +7,7 @@ from data.augment import denormalize
 from data.make_shapes_cls import CLS_CLASS_NAMES, CLS_DEMO_DIR
 from loss import select_loss
 from metrics import ClsMetrics
-from utils.viz import class_picture
+from utils.viz import captioned, class_picture
 
 
 class ClsTask:
@@ -27,10 +27,14 @@ class ClsTask:
         """(input, prediction, target) of a batch as the dataset gives it: on the device, through
         the model. The Trainer and Evaluator call it under --amp's autocast."""
         img, label = data  # (B, 3, H, W) float, (B,) int64
+        img, pred = self.infer(model, img)  # (B, num_classes) logits
+        return img, pred, label.to(self.device, non_blocking=True)
+
+    def infer(self, model, img):
+        """(input on the device, logits) of a batch of normalized images: the one place the model
+        runs, for training, eval.py and predict.py alike."""
         img = img.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        label = label.to(self.device, non_blocking=True)
-        pred = model(img)  # (B, num_classes) logits
-        return img, pred, label
+        return img, model(img)  # (B, 3, H, W), (B, num_classes)
 
     def loss(self, pred, label):
         return self.criterion(pred, label)
@@ -46,3 +50,20 @@ class ClsTask:
         guess = int(prob.argmax())
         truth = names[label] if 0 <= label < len(names) else 'ignored'
         return class_picture(denormalize(img), f'{names[guess]} {prob[guess]:.2f}', truth)
+
+    def save_prediction(self, pred, name, folder):
+        """One image's (num_classes,) logits as its row of predict.py's predictions.csv: the
+        likeliest class and its probability, then the next ones of the top k = min(5, classes)."""
+        scores, indices = pred.float().softmax(0).topk(min(5, len(pred)))
+        names = [self.args.class_names[i] for i in indices.tolist()]
+        row = {'path': name, 'class': names[0], 'score': f'{scores[0]:.4f}'}
+        for k in range(1, len(names)):
+            row[f'class_{k + 1}'] = names[k]
+            row[f'score_{k + 1}'] = f'{scores[k]:.4f}'
+        return row
+
+    def prediction_picture(self, img, pred):
+        """predict.py's picture of one image: it, captioned with the class and its probability."""
+        prob = pred.float().softmax(0)
+        guess = int(prob.argmax())
+        return captioned(denormalize(img), f'{self.args.class_names[guess]} {prob[guess]:.2f}')

@@ -1,15 +1,18 @@
 """Semantic segmentation: a batch is (images, label maps), the model gives a class score per pixel.
-EDIT ME (copy this file for a new task): its defaults, forward, loss, metrics and picture."""
+EDIT ME (copy this file for a new task): its defaults, forward and infer, loss, metrics, pictures
+and the predictions that predict.py saves."""
 import os
 
+import numpy as np
 import torch
+from PIL import Image
 
 from data.augment import denormalize
 from data.data_entry import type2data
 from data.make_shapes import CLASS_NAMES, DEMO_DIR
 from loss import select_loss
 from metrics import SegMetrics
-from utils.viz import make_panel
+from utils.viz import PALETTE, colorize, make_panel, overlay
 
 
 class SegTask:
@@ -27,15 +30,22 @@ class SegTask:
         self.memory_format = torch.channels_last if args.channels_last else torch.preserve_format
         # the dataset's class colours (VOC's, Cityscapes'), if it has them; else viz's own
         self.palette = getattr(type2data.get(args.data_type), 'palette', None)
+        known = len(PALETTE if self.palette is None else self.palette)
+        # predict.py's PNG palette: those colours, and the pictures' own for classes past them
+        self.png_palette = colorize(np.arange(max(args.num_classes, known)), -1, self.palette)
 
     def forward(self, model, data):
         """(input, prediction, target) of a batch as the dataset gives it: on the device, through
         the model. The Trainer and Evaluator call it under --amp's autocast."""
         img, label = data  # (B, 3, H, W) float, (B, H, W) int64
+        img, pred = self.infer(model, img)  # (B, num_classes, H, W) logits
+        return img, pred, label.to(self.device, non_blocking=True)
+
+    def infer(self, model, img):
+        """(input on the device, logits) of a batch of normalized images: the one place the model
+        runs, for training, eval.py and predict.py alike."""
         img = img.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        label = label.to(self.device, non_blocking=True)
-        pred = model(img)  # (B, num_classes, H, W) logits
-        return img, pred, label
+        return img, model(img)  # (B, 3, H, W), (B, num_classes, H, W)
 
     def loss(self, pred, label):
         return self.criterion(pred, label)
@@ -47,3 +57,24 @@ class SegTask:
         """One sample as an (H, W, 3) uint8 RGB picture: input | prediction | truth."""
         return make_panel(denormalize(img), pred.argmax(0).cpu().numpy(), label.cpu().numpy(),
                           self.args.ignore_index, self.palette)
+
+    def save_prediction(self, pred, name, folder):
+        """Writes one image's (num_classes, H, W) logits into `folder` at its path `name` with
+        .png: a palette PNG of class indices in the pictures' colours, which data/image_io's
+        read_label reads as a label (16-bit grey past 256 classes). Returns its row of
+        predict.py's predictions.csv."""
+        classes = pred.argmax(0).cpu().numpy()  # (H, W)
+        out = os.path.splitext(name)[0] + '.png'
+        os.makedirs(os.path.dirname(os.path.join(folder, out)), exist_ok=True)
+        if self.args.num_classes > 256:  # more classes than a palette holds
+            png = Image.fromarray(classes.astype(np.uint16))
+        else:
+            png = Image.fromarray(classes.astype(np.uint8))
+            png.putpalette(self.png_palette.tobytes())  # an 'L' image becomes a 'P' one
+        png.save(os.path.join(folder, out))
+        return {'path': name, 'prediction': out}
+
+    def prediction_picture(self, img, pred):
+        """predict.py's picture of one image: its classes over it, and a legend of their colours."""
+        return overlay(denormalize(img), pred.argmax(0).cpu().numpy(), self.args.class_names,
+                       self.palette)

@@ -53,3 +53,30 @@ def class_picture(img, predicted, truth, size=128):
     cv2.putText(caption, f'true: {truth}', (2, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
                 cv2.LINE_AA)
     return np.concatenate([big, caption], axis=0)
+
+
+def overlay(img, label, names, palette=None, alpha=0.5):
+    """predict.py's picture of a class map: the (H, W) `label` in `palette`'s colours (see
+    colorize) blended over the (H, W, 3) uint8 image, above a legend of the classes it holds."""
+    blend = cv2.addWeighted(img, 1 - alpha, colorize(label, -1, palette), alpha, 0)
+    present = np.unique(label).tolist()
+    colours = colorize(np.array(present), -1, palette)  # (N, 3): the same colour each
+    width = max(img.shape[1], 160)  # room for a class name under a narrow image
+    blend = np.pad(blend, ((0, 0), (0, width - img.shape[1]), (0, 0)), constant_values=255)
+    rows = np.full((16 * len(present), width, 3), 255, np.uint8)
+    for i, (index, colour) in enumerate(zip(present, colours, strict=True)):
+        rows[16 * i + 2:16 * i + 14, 2:14] = colour
+        name = names[index] if index < len(names) else f'class {index}'
+        cv2.putText(rows, name, (18, 16 * i + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return np.concatenate([blend, rows], axis=0)
+
+
+def captioned(img, text, size=128):
+    """predict.py's picture of a class: the (H, W, 3) uint8 image, scaled up as class_picture
+    scales it, above one line of `text`."""
+    scale = max(1, round(size / img.shape[1]))
+    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    caption = np.full((20, big.shape[1], 3), 255, np.uint8)
+    cv2.putText(caption, text, (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([big, caption], axis=0)
