@@ -390,3 +390,34 @@ def predict_folder(argv, args, read):
     log.info(f'Result folder: {args.result_dir}')
     return args
 
+
+def parse_export_args(parser):
+    """export.py's flags: those of the model and data, taken from the checkpoint unless given
+    (export.prepare_export_args fills them in with checkpoint_args, as eval.py does)."""
+    parser = parse_common_args(parser)
+    parser.set_defaults(**dict.fromkeys(MODEL_ARGS + DATA_ARGS + RUN_ARGS))
+    # eval.py's flags that the shared checks and the loader read, fixed for an export; an
+    # empty result_dir: the file goes beside the checkpoint, which must be writable
+    parser.set_defaults(viz_freq=1, limit_val_batches=0, overfit_batches=0, result_dir='')
+    group = parser.add_argument_group('export')
+    group.add_argument('--format', default='onnx', choices=['onnx', 'torchscript'],
+                       help='onnx: run by ONNX Runtime and others; torchscript: by torch.jit.load')
+    group.add_argument('--out', default='',
+                       help='the file to write; empty: beside the checkpoint, <name>.onnx or '
+                            '<name>.torchscript.pt')
+    group.add_argument('--opset', type=int, default=18,
+                       help="onnx: the ONNX opset; 18 is the one torch's ONNX functions are "
+                            'written in')
+    group.add_argument('--verify_batches', type=int, default=2,
+                       help='compare the exported model with PyTorch on this many validation '
+                            'batches')
+    group.add_argument('--batch_size', type=int, default=2,
+                       help='validation images a batch; the first batch is the example the '
+                            'model is exported with')
+    group.add_argument('--atol', type=float, default=1e-4,
+                       help='the largest absolute difference allowed between the logits of '
+                            'PyTorch and of the exported model')
+    group.add_argument('--checkpoint_sha256', default='',
+                       help='the sha256 the checkpoint must have (another file is refused); '
+                            'empty: filled in')
+    return parser
