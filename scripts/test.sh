@@ -2,7 +2,7 @@
 # The test suite: lint with ruff, then pytest (CPU only, a few minutes). Extra flags go to pytest.
 source "$(dirname "$0")/_env.sh"
 install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
-install_missing requirements-dev.txt pytest ruff
+install_missing requirements-dev.txt pytest ruff onnx onnxscript onnxruntime
 
 "$PY" -m ruff check .
 status=0
