@@ -1,6 +1,7 @@
 """Evaluates a checkpoint on the validation split of its data (--val_list, or --val_split):
-writes result.txt (one `name: value` line per metric) and, with --save_viz, the task's pictures
-into the result folder beside the checkpoint.
+writes result.txt (one `name: value` line per metric), metrics.csv, confusion.png and worst.txt
+(utils/results.py) and, with --save_viz, the task's pictures into the result folder beside the
+checkpoint.
 Run: python eval.py [--load_model_path checkpoints/<run>/best.pth] [--save_viz]
 (default: best.pth of the newest run)"""
 import logging
@@ -23,6 +24,7 @@ from utils.logger import Recorder, metric_on, sum_over_processes
 from utils.optim import amp_dtype, autocast
 from utils.prepare import split_name
 from utils.provenance import source_check
+from utils.results import write_report
 from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, set_seed
 from utils.viz import save_image
@@ -57,6 +59,7 @@ class Evaluator:
             self.provenance['weights'] += (f' ({loaded} of the model\'s {own} tensors loaded: '
                                            'load_match_dict.json)')
         self.pictures = []  # under torchrun: those of this process, saved by rank 0 at the end
+        self.scored = []  # (step, (B,) scores on the device) of a metric with per_sample
         if args.save_viz and is_main():
             os.makedirs(os.path.join(args.result_dir, 'viz'), exist_ok=True)
 
@@ -69,17 +72,20 @@ class Evaluator:
                 img, pred, gt = self.step(data)
                 losses.record('loss', self.task.loss(pred, gt), n=img.shape[0])
             self.compute_metrics(pred, gt)
+            self.score_samples(pred, gt, i)
             if self.args.save_viz:
                 self.viz_per_batch(img, pred, gt, i)
         if self.args.save_viz:  # the other processes' pictures, to rank 0
             others = [p for pictures in all_gather(self.pictures)[1:] for p in pictures]
             if is_main():
                 self.save_pictures(others)
+        scored = [s for part in all_gather(self.sample_scores()) for s in part]
         scores = sum_over_processes(self.metrics).compute()
         losses.all_reduce()
         scores.update(losses.summary())
         if is_main():
             self.write_result(scores)
+            write_report(self.args.result_dir, self.metrics, scores, scored)
         return scores
 
     def write_result(self, scores):
@@ -106,6 +112,23 @@ class Evaluator:
 
     def compute_metrics(self, pred, gt):
         self.metrics.update(pred, gt)
+
+    def score_samples(self, pred, gt, step):
+        """Each sample's own score (the metric's per_sample, e.g. an image's mIoU), from the same
+        predictions and kept on the device: read once, by sample_scores."""
+        if hasattr(self.metrics, 'per_sample'):
+            self.scored.append((step, self.metrics.per_sample(pred, gt)))
+
+    def sample_scores(self):
+        """[(image path, score)] of this process's samples (worst.txt lists the lowest)."""
+        if not self.scored:
+            return []
+        batches = self.val_loader.batch_sampler.batches
+        indices = [i for step, _ in self.scored for i in batches[step]]
+        values = torch.cat([s for _, s in self.scored]).tolist()  # one wait for the device
+        samples = getattr(self.val_loader.dataset, 'samples', None)  # [(image path, ...)]
+        paths = [samples[i][0] if samples else f'sample {i}' for i in indices]
+        return list(zip(paths, values, strict=True))
 
     def viz_per_batch(self, img, pred, gt, step):
         """Draws every sample whose index in the list is a multiple of --viz_freq, so the same

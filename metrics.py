@@ -47,6 +47,21 @@ class ConfusionMetrics:
 
 class SegMetrics(ConfusionMetrics):
     """Semantic segmentation: pixel accuracy, IoU per class and their mean, mIoU."""
+    per_class = 'IoU'  # the score of each class in compute(): IoU_<class name>
+
+    def per_sample(self, pred, gt):
+        """(B,) the mIoU of each image alone, as compute() would give for that image: over the
+        classes in its truth or prediction. eval.py lists the worst images by it."""
+        if pred.dim() == gt.dim() + 1:
+            pred = predicted_class(pred)
+        n, b = len(self.class_names), gt.shape[0]
+        image = torch.arange(b, device=gt.device).view(b, *[1] * (gt.dim() - 1)) * n * n
+        idx = torch.where(gt != self.ignore_index, image + gt * n + pred, b * n * n)
+        counts = torch.zeros(b * n * n + 1, dtype=torch.int64, device=gt.device)
+        counts.scatter_add_(0, idx.flatten(), torch.ones_like(idx).flatten())
+        cm = counts[:-1].reshape(b, n, n).double()  # (B, C, C), rows = true class
+        tp = cm.diagonal(dim1=1, dim2=2)  # (B, C)
+        return (tp / (cm.sum(1) + cm.sum(2) - tp)).nanmean(1)  # (B,)
 
     def compute(self):
         """{'pixel_acc', 'mIoU', 'IoU_<class name>'}. A class absent from both the truth and the
@@ -63,6 +78,7 @@ class SegMetrics(ConfusionMetrics):
 class ClsMetrics(ConfusionMetrics):
     """Image classification: top-1 accuracy, the accuracy of each class (the share of its images
     classified right) and their mean."""
+    per_class = 'acc'  # the score of each class in compute(): acc_<class name>
 
     def compute(self):
         """{'top1', 'mean_acc', 'acc_<class name>'}; a class with no image has no accuracy (nan)."""

@@ -54,9 +54,10 @@ class SegTask:
         return SegMetrics(self.args.class_names, self.args.ignore_index)
 
     def picture(self, img, pred, label):
-        """One sample as an (H, W, 3) uint8 RGB picture: input | prediction | truth."""
+        """One sample as an (H, W, 3) uint8 RGB picture: input | prediction | truth, titled, above a
+        legend of the classes in them."""
         return make_panel(denormalize(img), pred.argmax(0).cpu().numpy(), label.cpu().numpy(),
-                          self.args.ignore_index, self.palette)
+                          self.args.ignore_index, self.palette, self.args.class_names)
 
     def save_prediction(self, pred, name, folder):
         """Writes one image's (num_classes, H, W) logits into `folder` at its path `name` with

@@ -15,7 +15,7 @@ from data.voc import colormap
 from task.seg import SegTask
 from tests.conftest import make_args
 from utils.errors import ConfigError
-from utils.viz import colorize, make_panel
+from utils.viz import GAP, MIN_HEIGHT, TITLE_HEIGHT, colorize, make_panel
 
 SIZES = ((30, 40), (40, 30))  # (H, W) of the two images of each split: batches of one size
 VOC_IDS = {'train': ('2007_000032', '2007_000039'), 'val': ('2007_000033', '2008_000001')}
@@ -228,11 +228,15 @@ def test_pictures_use_the_dataset_palette(tmp_path):
     for data_type, person in (('voc', [192, 128, 128]), ('list', None)):
         args = make_args(data_type=data_type, class_names=None, num_classes=21)
         panel = SegTask(args, torch.device('cpu')).picture(img, logits, torch.tensor(label))
+        s = MIN_HEIGHT // 2  # each 2 x 2 panel scaled up by s, under a title
+        cells = panel[TITLE_HEIGHT:TITLE_HEIGHT + 2 * s:s]  # one row of pixels per label row
         if person:
-            assert panel[0, 2 + 4].tolist() == person  # the prediction's first pixel
-            assert panel[:, -2:].reshape(-1, 3).tolist() == rgb.reshape(-1, 3).tolist()
+            assert cells[0, 2 * s + GAP].tolist() == person  # the prediction's first pixel
+            truth = cells[:, -2 * s::s]
+            assert truth.reshape(-1, 3).tolist() == rgb.reshape(-1, 3).tolist()
         else:  # a dataset without a palette: the pictures as before
-            default = make_panel(panel[:, :2], np.full((2, 2), 15), label)
+            default = make_panel(cells[:, :2 * s:s], np.full((2, 2), 15), label, 255, None,
+                                 args.class_names)
             np.testing.assert_array_equal(panel, default)
 
 

@@ -11,7 +11,7 @@ from tests.conftest import make_args
 from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from utils.errors import ConfigError
 from utils.torch_utils import get_device
-from utils.viz import colorize, make_panel
+from utils.viz import LEGEND_ROW, TITLE_HEIGHT, colorize, make_panel
 from utils.weights import load_match_dict, load_model_weights
 
 
@@ -103,7 +103,9 @@ def test_colorize_and_panel():
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[1, 0].tolist() == [255, 255, 255]
     assert rgb[0, 1].tolist() != rgb[1, 1].tolist()
     img = np.zeros((2, 2, 3), np.uint8)
-    assert make_panel(img, label, label).shape == (2, 3 * 2 + 8, 3)
+    # scaled up 96 times, titled, above a legend of the 3 classes present (255 is ignored)
+    assert make_panel(img, label, label).shape == (TITLE_HEIGHT + 2 * 96 + 3 * LEGEND_ROW,
+                                                   3 * 2 * 96 + 8, 3)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -1,5 +1,8 @@
-"""Pictures of predictions: colour a label map, and the `input | prediction | ground truth`
-panel that TensorBoard shows during training and eval.py saves with --save_viz."""
+"""Pictures of predictions: colour a label map, and the titled `input | prediction | truth` panel
+with a legend of its classes that TensorBoard shows during training and eval.py saves with
+--save_viz. Small images are scaled up (nearest neighbour: the pixels the model saw)."""
+import math
+
 import cv2
 import numpy as np
 
@@ -9,6 +12,11 @@ PALETTE = np.array([
     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 190],
 ], np.uint8)
 IGNORE_COLOUR = np.array([255, 255, 255], np.uint8)
+MIN_HEIGHT = 192  # pictures of smaller images are scaled up to at least this many pixels tall
+TITLE_HEIGHT = 20  # the strip above each panel that names it
+LEGEND_ROW = 16  # one legend line per class: its colour, then its name
+GAP = 4  # white columns between panels
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def colorize(label, ignore_index=255, palette=None):
@@ -24,13 +32,50 @@ def colorize(label, ignore_index=255, palette=None):
     return out
 
 
-def make_panel(img, pred, gt, ignore_index=255, palette=None):
-    """(H, W, 3) uint8 image, (H, W) predicted and true labels -> one (H, 3W + 8, 3) uint8
-    picture, the labels in `palette`'s colours (see colorize)."""
-    gap = np.full((img.shape[0], 4, 3), 255, np.uint8)
-    panels = [img, gap, colorize(pred, ignore_index, palette), gap,
-              colorize(gt, ignore_index, palette)]
-    return np.concatenate(panels, axis=1)
+def scale_up(img, min_height=MIN_HEIGHT):
+    """img repeated by a whole factor (nearest neighbour) so it is at least min_height tall."""
+    scale = max(1, math.ceil(min_height / img.shape[0]))
+    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+
+
+def text_strip(text, width, height=TITLE_HEIGHT, colour=(0, 0, 0)):
+    """A white (height, width, 3) strip with one line of black (or `colour`, RGB) text."""
+    strip = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(strip, text, (2, height - 6), FONT, 0.4, colour, 1, cv2.LINE_AA)
+    return strip
+
+
+def titled(panels, titles):
+    """(H, W, 3) uint8 panels of one height side by side, GAP white columns apart, each under a
+    TITLE_HEIGHT strip with its title."""
+    columns = []
+    for panel, title in zip(panels, titles, strict=True):
+        columns.append(np.concatenate([text_strip(title, panel.shape[1]), panel]))
+        columns.append(np.full((columns[-1].shape[0], GAP, 3), 255, np.uint8))
+    return np.concatenate(columns[:-1], axis=1)
+
+
+def legend(classes, names, palette, width):
+    """(LEGEND_ROW * len(classes), width, 3) uint8: a line per class index, its colour and name."""
+    rows = np.full((LEGEND_ROW * len(classes), width, 3), 255, np.uint8)
+    colours = colorize(np.array(classes), -1, palette)  # (N, 3): the colour each has in pictures
+    for i, (index, colour) in enumerate(zip(classes, colours, strict=True)):
+        rows[LEGEND_ROW * i + 2:LEGEND_ROW * i + 14, 2:14] = colour
+        name = names[index] if names and index < len(names) else f'class {index}'
+        cv2.putText(rows, name, (18, LEGEND_ROW * i + 12), FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return rows
+
+
+def make_panel(img, pred, gt, ignore_index=255, palette=None, names=None):
+    """(H, W, 3) uint8 image, (H, W) predicted and true labels -> one uint8 RGB picture: the three
+    scaled up (see scale_up) under the titles input, prediction, truth, above a legend of the
+    classes either label map holds (names: the class names; None: `class <index>`)."""
+    panels = [scale_up(img), scale_up(colorize(pred, ignore_index, palette)),
+              scale_up(colorize(gt, ignore_index, palette))]
+    top = titled(panels, ['input', 'prediction', 'truth'])
+    present = np.union1d(np.unique(pred), np.unique(gt))
+    present = [int(c) for c in present if c != ignore_index]
+    return np.concatenate([top, legend(present, names, palette, top.shape[1])])
 
 
 def save_image(path, img):
@@ -39,44 +84,30 @@ def save_image(path, img):
         raise OSError(f'could not write image {path}')
 
 
-def class_picture(img, predicted, truth, size=128):
-    """An (H, W, 3) uint8 image scaled up to `size` pixels wide (nearest neighbour: the pixels the
-    model saw), above two lines of text: `pred: <predicted>` (green when it names the true class,
-    else red) and `true: <truth>`."""
-    scale = max(1, round(size / img.shape[1]))
-    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    caption = np.full((36, big.shape[1], 3), 255, np.uint8)
+def class_picture(img, predicted, truth):
+    """An (H, W, 3) uint8 image scaled up (see scale_up) under the title `input`, above two lines
+    of text: `pred: <predicted>` (green when it names the true class, else red) and
+    `true: <truth>`."""
+    big = titled([scale_up(img)], ['input'])
     right = predicted.split()[0] == truth
     colour = (0, 140, 0) if right else (200, 0, 0)  # RGB
-    cv2.putText(caption, f'pred: {predicted}', (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
-                cv2.LINE_AA)
-    cv2.putText(caption, f'true: {truth}', (2, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                cv2.LINE_AA)
-    return np.concatenate([big, caption], axis=0)
+    return np.concatenate([big, text_strip(f'pred: {predicted}', big.shape[1], colour=colour),
+                           text_strip(f'true: {truth}', big.shape[1])])
 
 
 def overlay(img, label, names, palette=None, alpha=0.5):
     """predict.py's picture of a class map: the (H, W) `label` in `palette`'s colours (see
-    colorize) blended over the (H, W, 3) uint8 image, above a legend of the classes it holds."""
+    colorize) blended over the (H, W, 3) uint8 image, scaled up under the title `prediction`,
+    above a legend of the classes it holds."""
     blend = cv2.addWeighted(img, 1 - alpha, colorize(label, -1, palette), alpha, 0)
-    present = np.unique(label).tolist()
-    colours = colorize(np.array(present), -1, palette)  # (N, 3): the same colour each
-    width = max(img.shape[1], 160)  # room for a class name under a narrow image
-    blend = np.pad(blend, ((0, 0), (0, width - img.shape[1]), (0, 0)), constant_values=255)
-    rows = np.full((16 * len(present), width, 3), 255, np.uint8)
-    for i, (index, colour) in enumerate(zip(present, colours, strict=True)):
-        rows[16 * i + 2:16 * i + 14, 2:14] = colour
-        name = names[index] if index < len(names) else f'class {index}'
-        cv2.putText(rows, name, (18, 16 * i + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    return np.concatenate([blend, rows], axis=0)
+    top = titled([scale_up(blend)], ['prediction'])
+    width = max(top.shape[1], 160)  # room for a class name under a narrow image
+    top = np.pad(top, ((0, 0), (0, width - top.shape[1]), (0, 0)), constant_values=255)
+    return np.concatenate([top, legend(np.unique(label).tolist(), names, palette, width)])
 
 
-def captioned(img, text, size=128):
-    """predict.py's picture of a class: the (H, W, 3) uint8 image, scaled up as class_picture
-    scales it, above one line of `text`."""
-    scale = max(1, round(size / img.shape[1]))
-    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    caption = np.full((20, big.shape[1], 3), 255, np.uint8)
-    cv2.putText(caption, text, (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([big, caption], axis=0)
+def captioned(img, text):
+    """predict.py's picture of a class: the (H, W, 3) uint8 image, scaled up under the title
+    `input`, above one line of `text`."""
+    big = titled([scale_up(img)], ['input'])
+    return np.concatenate([big, text_strip(text, big.shape[1])])
