@@ -242,6 +242,7 @@ class Trainer:
         value = scalars[args.monitor]
         if improved(value, progress.best_metric, args.monitor_mode):
             progress.best_metric, progress.best_epoch = value, epoch
+        self.logger.save_run_metrics(epoch, scalars, progress)  # HPARAMS' columns
         self.schedule.end_epoch(value)
         stale = epoch - progress.best_epoch
         stop = bool(args.early_stop) and stale >= args.early_stop and epoch < args.epochs

@@ -4,11 +4,11 @@ import os
 import re
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from utils.checkpoint import save_checkpoint
 from utils.dist import all_reduce, is_main, world_size
 from utils.run_dir import write_latest
+from utils.run_summary import open_writer, write_run_metrics
 from utils.train_state import weights_only
 
 
@@ -69,9 +69,9 @@ class Logger:
 
     def __init__(self, args, purge_step=None):
         self.args = args
-        # rank 0 writes. purge_step: a resumed run first drops the curves that its killed
-        # predecessor wrote after last.pth
-        self.writer = SummaryWriter(args.model_dir, purge_step=purge_step) if is_main() else None
+        # rank 0 writes, the run's HPARAMS row and TEXT first. purge_step: a resumed run first
+        # drops the curves that its killed predecessor wrote after last.pth
+        self.writer = open_writer(args, purge_step) if is_main() else None
         self.recorder = Recorder()
         self.saved_once = False
 
@@ -98,6 +98,11 @@ class Logger:
             self.writer.flush()
         self.recorder.reset()
         return scalars
+
+    def save_run_metrics(self, epoch, scalars, progress):
+        """The HPARAMS table's metrics after epoch `epoch` (see utils/run_summary.py)."""
+        if self.writer:
+            write_run_metrics(self.writer, epoch, scalars, self.args.monitor, progress)
 
     def save_imgs(self, names2imgs, epoch):
         """names2imgs: {tag: (H, W, 3) uint8 RGB image}."""
