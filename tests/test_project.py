@@ -1,6 +1,8 @@
-"""The parts of the template that are not Python: scripts, PyCharm run configurations, README,
-requirements."""
+"""The parts of the template that are not Python: scripts, PyCharm and VS Code configurations,
+README, requirements."""
 import glob
+import importlib.util
+import json
 import os
 import subprocess
 import xml.etree.ElementTree as ET
@@ -19,14 +21,31 @@ def test_shell_scripts_parse(script):
 
 def test_pycharm_run_configurations_point_at_real_files():
     configs = glob.glob(os.path.join(ROOT, '.run', '*.run.xml'))
-    assert {os.path.basename(c) for c in configs} == {
-        'train.run.xml', 'eval.run.xml', 'tests.run.xml'
-    }
+    # the shipped three must be there; users' own copies may sit beside them and are checked too
+    names = {os.path.basename(c) for c in configs}
+    assert {'train.run.xml', 'eval.run.xml', 'tests.run.xml'} <= names, names
     for path in configs:
         options = {o.get('name'): o.get('value') for o in ET.parse(path).getroot().iter('option')}
-        assert options['WORKING_DIRECTORY'] == '$PROJECT_DIR$'
+        assert options['WORKING_DIRECTORY'] == '$PROJECT_DIR$', path
         target = options.get('SCRIPT_NAME') or options['_new_target'].strip('"')
-        assert os.path.exists(target.replace('$PROJECT_DIR$', ROOT)), target
+        assert os.path.exists(target.replace('$PROJECT_DIR$', ROOT)), (path, target)
+
+
+def test_vscode_configurations_point_at_real_files():
+    with open(os.path.join(ROOT, '.vscode', 'settings.json')) as f:
+        settings = json.load(f)
+    assert settings['python.testing.pytestEnabled'] is True
+    assert settings['python.testing.pytestArgs'] == ['tests']
+    with open(os.path.join(ROOT, '.vscode', 'launch.json')) as f:
+        configs = json.load(f)['configurations']
+    assert {'train', 'eval', 'predict', 'tests'} <= {c['name'] for c in configs}
+    for c in configs:
+        assert c['cwd'] == '${workspaceFolder}', c['name']
+        if 'program' in c:
+            program = c['program'].replace('${workspaceFolder}', ROOT)
+            assert os.path.exists(program), (c['name'], program)
+        else:
+            assert importlib.util.find_spec(c['module']) is not None, (c['name'], c['module'])
 
 
 def test_readme_describes_every_top_level_entry():
@@ -39,6 +58,7 @@ def test_readme_describes_every_top_level_entry():
         'scripts/',
         'tests/',
         '.run/',
+        '.vscode/',
         '.ci/run',
         'options.py',
         'train.py',
