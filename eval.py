@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from data.data_entry import close_loaders, select_eval_loader
-from model.model_entry import equip_multi_gpu, select_model
+from model.model_entry import equip_multi_gpu, load_trained
 from options import chosen_classes, prepare_test_args
 from task.task_entry import select_task
 from utils.checkpoint import write_text
@@ -28,7 +28,7 @@ from utils.results import write_report
 from utils.run_dir import remove_run_dir
 from utils.torch_utils import get_device, set_seed
 from utils.viz import save_image
-from utils.weights import load_model_weights, weights_key
+from utils.weights import weights_key
 
 log = logging.getLogger('torchbase')
 
@@ -40,9 +40,7 @@ class Evaluator:
         set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
         self.task = select_task(args, self.device)
-        model = select_model(args)
-        report = load_model_weights(model, args.load_model_path, not args.load_not_strict,
-                                    args.result_dir, ckpt)
+        model, report = load_trained(args, ckpt, args.result_dir)
         model.to(self.device, memory_format=self.task.memory_format)
         # under torchrun each process evaluates its share of the list (data/sampler.py)
         self.model = (model if is_distributed() else equip_multi_gpu(model, args)).eval()

@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from data.data_entry import close_loaders, select_eval_loader
-from model.model_entry import select_model
+from model.model_entry import load_trained
 from options import checkpoint_args, chosen_classes, make_parser, parse_export_args
 from utils.checkpoint import write_text
 from utils.checks import check_inputs
 from utils.errors import ConfigError, run_cli
 from utils.export import EXPORTERS, NEEDS, SUFFIX, TRACED, first_line
 from utils.run_dir import setup_logging
-from utils.weights import load_model_weights, weights_key
+from utils.weights import weights_key
 
 log = logging.getLogger('torchbase')
 
@@ -153,9 +153,7 @@ def main(argv=None):
     setup_logging(None)  # no folder of its own: the report beside the file is its record
     log.setLevel(logging.INFO)
     args, ckpt = prepare_export_args(argv)
-    model = select_model(args)
-    load_model_weights(model, args.load_model_path, not args.load_not_strict, None, ckpt)
-    model.eval()
+    model = load_trained(args, ckpt)[0]
     batches = validation_images(args)
     # a batch of 1 would let torch.export fix the batch size at 1
     example = batches[0] if len(batches[0]) > 1 else batches[0].repeat(2, 1, 1, 1)

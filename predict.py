@@ -18,7 +18,7 @@ from data.data_entry import close_loaders
 from data.image_io import image_size, read_image
 from data.list_file import list_lines, resolve
 from data.sampler import SizeBatchSampler
-from model.model_entry import equip_multi_gpu, select_model
+from model.model_entry import equip_multi_gpu, load_trained
 from options import prepare_predict_args
 from task.task_entry import select_task
 from utils.checkpoint import write_text
@@ -29,7 +29,6 @@ from utils.run_dir import remove_run_dir
 from utils.stop import ignore_stop_signals
 from utils.torch_utils import get_device, set_seed
 from utils.viz import save_image
-from utils.weights import load_model_weights
 
 log = logging.getLogger('torchbase')
 IMAGE_TYPES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')  # what a folder is searched for
@@ -43,9 +42,7 @@ class Predictor:
         set_seed(args.seed, args.deterministic)
         self.device = get_device(args)
         self.task = select_task(args, self.device)
-        model = select_model(args)
-        load_model_weights(model, args.load_model_path, not args.load_not_strict,
-                           args.result_dir, ckpt)
+        model = load_trained(args, ckpt, args.result_dir)[0]
         model.to(self.device, memory_format=self.task.memory_format)
         self.model = equip_multi_gpu(model, args).eval()
         self.amp_dtype = amp_dtype(args, self.device)  # the run's --amp unless given

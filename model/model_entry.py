@@ -11,6 +11,7 @@ from model.cls_base import ClsBaseModel
 from model.sota import SotaModel
 from utils.dist import is_distributed, wrap_ddp
 from utils.errors import ConfigError
+from utils.weights import load_model_weights
 
 # --model_type name -> nn.Module class; only the chosen one is built. EDIT ME: add yours
 type2model = {
@@ -28,6 +29,17 @@ def select_model(args):
             f'unknown --model_type {args.model_type!r}; choose one of {", ".join(type2model)}'
         )
     return type2model[args.model_type](args)
+
+
+def load_trained(args, ckpt, folder=None):
+    """The model of the checkpoint `ckpt` (read from --load_model_path), with its weights (the
+    EMA's when the run used them), in eval mode on the CPU; and load_model_weights' report of
+    a --load_not_strict load (written into `folder`), else None. eval.py, predict.py and
+    export.py rebuild a model this one way."""
+    model = select_model(args)
+    report = load_model_weights(model, args.load_model_path, not args.load_not_strict, folder,
+                                ckpt)
+    return model.eval(), report
 
 
 def equip_multi_gpu(model, args):
