@@ -134,9 +134,23 @@ def parse_train_args(parser):
                        help='stop when --monitor has not improved for N epochs (0: never)')
     group.add_argument('--model_dir', default='',
                        help='leave empty: prepare_train_args fills it in')
+    parse_start_args(parser.add_argument_group('starting weights (utils/key_map.py)'))
     parse_optim_args(parser.add_argument_group('optimization (utils/optim.py)'))
     parse_debug_args(parser.add_argument_group('debugging'))
     return parser
+
+
+def parse_start_args(group):
+    group.add_argument('--load_into', default='', metavar='MODULE',
+                       help='load --load_model_path into this sub-module of the model, e.g. '
+                            'net.encoder for ImageNet weights of its backbone')
+    group.add_argument('--load_prefix', action='append', default=[], metavar='OLD=NEW',
+                       help="rename the file's keys that start with OLD, e.g. backbone.= drops "
+                            "'backbone.'; repeatable")
+    group.add_argument('--weights_backbone', default='', metavar='PATH',
+                       help="a local file of the backbone's pretrained weights, for models "
+                            'that declare their backbone (e.g. sota: torchvision '
+                            'mobilenet_v3_large); never downloaded')
 
 
 def parse_optim_args(group):

@@ -27,7 +27,7 @@ from utils.run_status import RunStatus
 from utils.stop import StopSignals
 from utils.torch_utils import get_device, set_seed, write_model_summary
 from utils.train_state import EpochSums, Progress, RandomState, restore_state, save_state
-from utils.weights import load_model_weights
+from utils.weights import load_backbone, load_model_weights
 
 log = logging.getLogger('torchbase')
 
@@ -60,14 +60,18 @@ class Trainer:
         self.profiler = make_profiler(args, self.steps_per_epoch)
 
     def build_model(self):
-        """The model, from scratch or from --load_model_path (strict, or partial with
-        --load_not_strict), its EMA, and what trains it (compiled, wrapped for several GPUs)."""
+        """The model, from scratch or from --weights_backbone and --load_model_path (strict,
+        or partial with --load_not_strict), its EMA, and what trains it (compiled, wrapped for
+        several GPUs)."""
         args = self.args
         # unwrapped: what checkpoints hold, with no `module.` prefix
         self.raw_model = select_model(args)
-        if args.load_model_path and not args.resume:  # --resume loads its last.pth instead
+        if args.weights_backbone and not args.resume:  # --resume loads its last.pth instead
+            load_backbone(self.raw_model, args.weights_backbone)
+        if args.load_model_path and not args.resume:
             load_model_weights(self.raw_model, args.load_model_path, not args.load_not_strict,
-                               args.model_dir)
+                               args.model_dir, load_into=args.load_into,
+                               prefixes=args.load_prefix)
         self.raw_model.to(self.device, memory_format=self.task.memory_format)
         write_model_summary(self.raw_model, args.model_dir)
         self.ema = ModelEMA(self.raw_model, args.ema) if args.ema else None

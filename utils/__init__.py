@@ -4,6 +4,7 @@ Worth reading:
   logger.py      Recorder (means over an epoch) and Logger (TensorBoard, checkpoint files)
   checkpoint.py  checkpoint files: atomic writes, checksums, safe loading
   weights.py     loading saved weights: strict, or partial (load_match_dict)
+  key_map.py     pretrained weights into a sub-module: --load_into, --load_prefix
   optim.py       optimizers, learning rate schedules, --amp, --ema
   viz.py         pictures of predictions
   errors.py      ConfigError: one clear line instead of a traceback

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from utils.checkpoint import load_checkpoint
 from utils.errors import ConfigError
 from utils.torch_utils import check_gpus
-from utils.weights import check_fit, check_overlap, weights_of
+from utils.weights import check_backbone, check_fit, check_overlap, get_state_dict, weights_of
 
 log = logging.getLogger('torchbase')
 
@@ -167,15 +167,23 @@ def check_inputs(args, is_train, classes, ckpt=None):
         if ckpt is None:
             ckpt = load_checkpoint(args.load_model_path, mmap=True, verify=True)
         state = weights_of(ckpt, args.load_model_path)
-        with torch.device('meta'):  # no memory, no computation: only names and shapes count
-            model = model_class(args)
-        if args.load_not_strict:
-            check_overlap(model, state, args.load_model_path)
-        else:
-            check_fit(model, state, args.load_model_path)
+        # train maps a file of other weights onto the model; eval loads its own checkpoint
+        mapping = (args.load_into, args.load_prefix) if is_train else ()
+        check = check_overlap if args.load_not_strict else check_fit
+        check(meta_model(model_class, args), state, args.load_model_path, *mapping)
+    if is_train and args.weights_backbone and not args.resume:
+        path = args.weights_backbone
+        check_backbone(meta_model(model_class, args), get_state_dict(path, mmap=True), path)
     if args.check_data:
         for train_set in ([True] if is_train else []) + [False]:
             check_samples(data_class(args, train_set))
+
+
+def meta_model(model_class, args):
+    """The model built on the meta device: no memory, no computation; only the names and
+    shapes of its tensors count."""
+    with torch.device('meta'):
+        return model_class(args)
 
 
 # What to do when a folder the run writes into cannot be written, by the flag that names it.

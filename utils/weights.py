@@ -7,9 +7,11 @@ import os
 from utils.checkpoint import load_checkpoint, write_text
 from utils.dist import is_main
 from utils.errors import ConfigError
+from utils.key_map import map_to, mapping_flags, suggest_mapping
 
 log = logging.getLogger('torchbase')
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')  # added by DataParallel / DDP and by torch.compile
+LOG_KEYS = 10  # keys of each kind logged; a run's load_match_dict.json lists them all
 
 
 def weights_key(ckpt):
@@ -64,25 +66,36 @@ def compare_state_dicts(own, state):
     return report
 
 
-def load_match_dict(model, model_path, state=None):
-    """Loads every tensor of `model_path` whose name and shape match `model`; the rest keep
+def load_match_dict(model, model_path, state=None, load_into='', prefixes=()):
+    """Loads every tensor of `model_path` whose name and shape match `model` (its sub-module
+    `load_into`, after renaming the file's keys by --load_prefix `prefixes`); the rest keep
     their values. Returns (and logs) the report of compare_state_dicts. A file of which no
-    tensor matches is an error. state: the file's weights when already read."""
+    tensor matches is an error, one of which few match a warning that shows the mapping that
+    would fit it. state: the file's weights when already read."""
     state = get_state_dict(model_path) if state is None else state
-    report = check_overlap(model, state, model_path)
-    model.load_state_dict({k: state[k] for k in report['loaded']}, strict=False)
+    report = check_overlap(model, state, model_path, load_into, prefixes)
+    target, mapped = map_to(model, state, load_into, prefixes)
+    target.load_state_dict({k: mapped[k] for k in report['loaded']}, strict=False)
     counts = ', '.join(f'{len(v)} {k}' for k, v in report.items())
-    log.info(f'load_match_dict {model_path}: ' + counts)
+    into = f' into {load_into}' if load_into else ''
+    log.info(f'load_match_dict {model_path}{into}: {counts}')
     for kind in ('missing', 'unexpected', 'mismatched'):
-        for k in report[kind]:
+        for k in report[kind][:LOG_KEYS]:
             log.info(f'  {kind}: {k}')
+        if len(report[kind]) > LOG_KEYS:
+            log.info(f'  ... {len(report[kind]) - LOG_KEYS} more {kind}')
+    if len(report['loaded']) < len(state) / 2:  # pretrained weights that mostly do not fit
+        log.warning(f'load_match_dict: only {len(report["loaded"])} of the {len(state)} tensors '
+                    f'of {model_path} fit the model{mapping_hint(model, state, report)}')
     return report
 
 
-def check_fit(model, state, path):
-    """Raises a ConfigError naming the first mismatched keys unless `state` fits `model`
-    exactly (which may be built on the meta device: only names and shapes are compared)."""
-    report = compare_state_dicts(model.state_dict(), state)
+def check_fit(model, state, path, load_into='', prefixes=()):
+    """Raises a ConfigError naming the first mismatched keys unless `state` fits `model` (its
+    sub-module `load_into`, after --load_prefix `prefixes`) exactly. `model` may be built on
+    the meta device: only names and shapes are compared."""
+    target, mapped = map_to(model, state, load_into, prefixes)
+    report = compare_state_dicts(target.state_dict(), mapped)
     if report['missing'] or report['unexpected'] or report['mismatched']:
         detail = ''.join(
             f'\n  {len(report[kind])} {kind}, e.g. {", ".join(report[kind][:3])}'
@@ -90,18 +103,20 @@ def check_fit(model, state, path):
             if report[kind]
         )
         raise ConfigError(
-            f"{path} does not fit the model ({type(model).__name__}):{detail}\n"
+            f"{path} does not fit the model ({type(model).__name__}):{detail}"
+            f'{mapping_hint(model, state, report)}\n'
             'pass --load_not_strict to load only the tensors whose names and shapes match'
         )
 
 
-def check_overlap(model, state, path):
+def check_overlap(model, state, path, load_into='', prefixes=()):
     """The report of compare_state_dicts, or a ConfigError when not one tensor of `state`
     matches `model` by name and shape: a partial load of that would silently train from scratch
     (e.g. torchvision's resnet18 state dict into BaseModel). `model` may be on the meta
     device."""
-    own = model.state_dict()
-    report = compare_state_dicts(own, state)
+    target, mapped = map_to(model, state, load_into, prefixes)
+    own = target.state_dict()
+    report = compare_state_dicts(own, mapped)
     if report['loaded']:
         return report
     shapes = report['mismatched']  # same name, other shape
@@ -110,9 +125,20 @@ def check_overlap(model, state, path):
         f'{path} matches nothing in the model ({type(model).__name__}): '
         f'--load_not_strict would load 0 of its {len(state)} tensors, '
         f'and the model would keep its initial weights{same_names}\n'
-        f'  the file has {first_keys(state)}\n  the model has {first_keys(own)}\n'
-        'pass a checkpoint of this model, or rename its keys to the model\'s'
+        f'  the file has {first_keys(mapped)}\n  the model has {first_keys(own)}'
+        f'{mapping_hint(model, state, report)}\n'
+        "pass a checkpoint of this model, or map the file's keys to the model's with "
+        '--load_into and --load_prefix'
     )
+
+
+def mapping_hint(model, state, report):
+    """A line naming the --load_into / --load_prefix under which more tensors of `state` fit
+    `model` than the report's loaded ones; '' when there is none."""
+    into, old, fits = suggest_mapping(model, state)
+    if fits <= len(report['loaded']):
+        return ''
+    return f'\n  {mapping_flags(into, old)} would load {fits} of its {len(state)} tensors'
 
 
 def first_keys(state, n=5):
@@ -120,18 +146,55 @@ def first_keys(state, n=5):
     return ', '.join(list(state)[:n]) + more if state else 'no tensors'
 
 
-def load_model_weights(model, path, strict=True, report_dir=None, ckpt=None):
+def load_model_weights(model, path, strict=True, report_dir=None, ckpt=None, load_into='',
+                       prefixes=()):
     """The article's two ways to start from saved weights: strict (every key and shape must
     match) or not strict (load_match_dict, whose report goes into
     report_dir/load_match_dict.json and is returned). ckpt: the file, when already read
-    (eval.py reads its checkpoint once)."""
+    (eval.py reads its checkpoint once). load_into, prefixes: --load_into and --load_prefix
+    (utils/key_map.py)."""
     state = get_state_dict(path) if ckpt is None else weights_of(ckpt, path)
     if not strict:
-        report = load_match_dict(model, path, state)
+        report = load_match_dict(model, path, state, load_into, prefixes)
         if report_dir and is_main():
             report_path = os.path.join(report_dir, 'load_match_dict.json')
             write_text(report_path, json.dumps(report, indent=2))
         return report
-    check_fit(model, state, path)
-    model.load_state_dict(state)
+    check_fit(model, state, path, load_into, prefixes)
+    target, mapped = map_to(model, state, load_into, prefixes)
+    target.load_state_dict(mapped)
     return None
+
+
+def check_backbone(model, state, path):
+    """(the backbone module, `state` renamed to its keys, their report) for --weights_backbone:
+    the model's class declares where such a file goes (backbone_weights: the --load_into and
+    --load_prefix that fit it). Every tensor of the backbone must come from the file; the
+    file's other tensors (an ImageNet classifier) are left out. `model` may be on the meta
+    device."""
+    spec = getattr(type(model), 'backbone_weights', None)
+    if spec is None:
+        raise ConfigError(f'--weights_backbone: {type(model).__name__} declares no backbone '
+                          '(a class attribute backbone_weights, as model/sota has); load the '
+                          'file with --load_model_path, --load_not_strict and --load_into')
+    target, mapped = map_to(model, state, spec['load_into'], spec['load_prefix'])
+    report = compare_state_dicts(target.state_dict(), mapped)
+    if report['missing'] or report['mismatched']:
+        bad = report['missing'] + report['mismatched']
+        raise ConfigError(
+            f"--weights_backbone {path} does not fill {type(model).__name__}'s backbone "
+            f"{spec['load_into']}: {len(report['missing'])} missing, "
+            f"{len(report['mismatched'])} mismatched, e.g. {', '.join(bad[:3])}\n"
+            f'  the file has {first_keys(state)}\n'
+            f"pass the weights the model's docstring names")
+    return target, mapped, report
+
+
+def load_backbone(model, path):
+    """--weights_backbone: fills the backbone that the model declares (check_backbone) with
+    the pretrained weights in `path`."""
+    target, mapped, report = check_backbone(model, get_state_dict(path), path)
+    target.load_state_dict({k: mapped[k] for k in report['loaded']})  # all of its tensors
+    log.info(f"--weights_backbone {path}: {len(report['loaded'])} tensors loaded into "
+             f"{type(model).backbone_weights['load_into']}, {len(report['unexpected'])} of "
+             'the file left out')

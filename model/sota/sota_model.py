@@ -1,12 +1,15 @@
 """SotaModel: torchvision's LR-ASPP MobileNetV3-Large segmentation model, randomly initialised.
 weights=None and weights_backbone=None matter: torchvision would otherwise download ImageNet
-weights. To start from pretrained weights, download them once and pass the file with
---load_model_path."""
+weights. To start from them, download torchvision's mobilenet_v3_large weights once (see the
+README's "Pretrained weights") and pass the file with --weights_backbone."""
 import torch.nn as nn
 
 
 class SotaModel(nn.Module):
     task = 'seg'  # a class score per pixel (task/task_entry.py)
+    # --weights_backbone: torchvision's mobilenet_v3_large file holds the backbone as
+    # `features.*` (and an ImageNet classifier, left out); here it is `net.backbone.*`
+    backbone_weights = {'load_into': 'net.backbone', 'load_prefix': ['features.=']}
 
     def __init__(self, args):
         super().__init__()
