@@ -36,12 +36,14 @@ def flag_values(args):
 
 
 def write_hparams(writer, args):
-    """The run's row of HPARAMS: the experiment (its columns) and the session start (the
-    values), written into the run's own event file. SummaryWriter.add_hparams would write them
-    into a sub-folder, which TensorBoard lists as a second run. No session end: a status
-    written at the start would be a guess."""
-    experiment, start, _ = hparams(flag_values(args), dict.fromkeys(METRICS, 0.0))
-    writer.file_writer.add_summary(experiment)
+    """The run's row of HPARAMS: a session start holding the flags, written into the run's own
+    event file (SummaryWriter.add_hparams would write it into a sub-folder, which TensorBoard
+    lists as a second run). No experiment summary: without one, TensorBoard builds the table
+    from every run's row and puts first the flags whose values differ between the runs (seen
+    in headless Chromium: lr, scheduler, save_prefix before the ninety others); with one, it
+    takes a single run's, sorted by name. The metric columns are then the runs' scalars, METRICS
+    among them. No session end: a status written at the start would be a guess."""
+    _, start, _ = hparams(flag_values(args), dict.fromkeys(METRICS, 0.0))
     writer.file_writer.add_summary(start)
 
 
