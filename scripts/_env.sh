@@ -1,6 +1,6 @@
 # Sourced by demo.sh and test.sh: moves to the project folder and picks the Python to use.
 # The active virtual or conda environment if there is one; otherwise the project's own .venv, made on first use
-# (system Pythons often refuse pip installs). install_missing installs a requirements file only when needed.
+# (system Pythons often refuse pip installs). install_missing pip-installs requirements files only when needed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,11 +14,13 @@ else
   PY=.venv/bin/python
 fi
 
-install_missing() {  # install_missing <requirements file> <module to import>...
-  local req=$1
-  shift
-  if ! "$PY" -c "import $(IFS=,; echo "$*")" 2>/dev/null; then
-    echo "Installing $req into $("$PY" -c 'import sys; print(sys.prefix)') (once; torch's CUDA build is about 6 GB)"
-    "$PY" -m pip install -r "$req"
+install_missing() {  # install_missing <requirements file>...
+  # missing_requirements.py checks the installed distributions against the files by pip's rules in
+  # a fraction of a second, offline, and prints one line when something is missing: only then pip
+  # (which takes seconds, and may need the network, even when there is nothing to do)
+  if ! "$PY" scripts/missing_requirements.py "$@"; then
+    local files=() req
+    for req in "$@"; do files+=(-r "$req"); done
+    "$PY" -m pip install "${files[@]}"
   fi
 }

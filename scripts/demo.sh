@@ -2,7 +2,7 @@
 # Quick start: train on a demo task (its data is made on first use), then evaluate the best epoch.
 # Extra flags go to train.py: bash scripts/demo.sh --task cls (classification), --model_type better
 source "$(dirname "$0")/_env.sh"
-install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
+install_missing requirements.txt
 
 # A cosine schedule (1 warmup epoch, peak lr 5e-3) over 8 epochs: the higher peak passes mIoU 0.90
 # by epoch 4-5, and the decaying lr lets the last epochs settle (~0.99) instead of jumping as a

@@ -2,7 +2,7 @@
 # Evaluate a checkpoint: best.pth of the newest run, or the one named by CKPT (CKPT=path/to.pth bash scripts/eval.sh).
 # Results go beside it: <checkpoint without .pth>/<list folder>_<list name>_<save_prefix>/
 source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
-install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
+install_missing requirements.txt
 args=(
   --save_prefix test                    # names the result folder
   --save_viz --viz_freq 20              # the task's picture of every 20th sample

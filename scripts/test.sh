@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: lint with ruff, then pytest (CPU only, a few minutes). Extra flags go to pytest.
 source "$(dirname "$0")/_env.sh"
-install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
-install_missing requirements-dev.txt pytest ruff onnx onnxscript onnxruntime
+install_missing requirements.txt requirements-dev.txt
 
 "$PY" -m ruff check .
 status=0

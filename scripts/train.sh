@@ -2,7 +2,7 @@
 # A training run with every commonly changed flag spelled out. Copy it per experiment and edit the values:
 # the script then documents the experiment, and the run folder keeps args.json and command.txt too.
 source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
-install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
+install_missing requirements.txt
 args=(
   --task seg                                # seg or cls: a key of type2task in task/task_entry.py
   --model_type base                         # a key of type2model in model/model_entry.py

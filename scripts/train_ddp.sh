@@ -11,7 +11,7 @@
 # to save before it kills them; they stop at the next --print_freq step, or after validation: give them time.
 export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-110}
 source "$(dirname "$0")/_env.sh"  # the project folder and its Python, as in demo.sh
-install_missing requirements.txt torch torchvision tensorboard numpy PIL cv2 tqdm
+install_missing requirements.txt
 NPROC=${NPROC:-$("$PY" -c 'import torch; print(torch.cuda.device_count() or 2)')}  # no GPU: 2 CPU processes
 if [ "${NNODES:-1}" -gt 1 ]; then
   launch=(--nnodes "$NNODES" --rdzv_backend c10d --rdzv_endpoint "${RDZV:?set RDZV=host:port of the first machine}"

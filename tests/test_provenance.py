@@ -2,6 +2,7 @@
 checkpoint carries its commit and source hashes, and eval.py says when the model's code changed
 since training."""
 import hashlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -219,3 +220,16 @@ def test_bytes_that_are_not_utf8_never_stop_a_run_and_come_back_unchanged(tmp_pa
         (copy / 'slurm-7.out').read_bytes() == log
         and (copy / 'a.py').read_bytes() == b'x = "caf\xe9"\n'
     )
+
+
+def test_a_package_added_to_requirements_gets_its_version_recorded(tmp_path, monkeypatch):
+    # a line a user adds for a new model, in each form pip reads; options name no package
+    (tmp_path / 'requirements.txt').write_text(
+        '  torch>=2.3  # a comment\n\n--find-links /wheels\n-r requirements-dev.txt\n'
+        'Pluggy~=1.0 ; python_version >= "3"\niniconfig!=0.1\nnot-installed-tb[x]>=1\n'
+        'tqdm @ file:///wheels/tqdm-4.0-py3-none-any.whl\n')
+    monkeypatch.setattr(provenance, 'ROOT', str(tmp_path))
+    versions = provenance.package_versions()
+    installed = {name: importlib.metadata.version(name)
+                 for name in ('numpy', 'torch', 'Pluggy', 'iniconfig', 'tqdm')}
+    assert versions == {**installed, 'not-installed-tb': None}

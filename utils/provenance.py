@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -60,15 +61,18 @@ def git_info():
             'untracked_not_saved': [f for f in untracked if f not in saved], 'diff': diff}
 
 
+REQUIREMENT_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
+
+
 def package_versions():
     """Versions of the packages named in requirements.txt, and of numpy, which torch uses."""
     names = ['numpy']
     req = os.path.join(ROOT, 'requirements.txt')
     if os.path.isfile(req):
         with open(req) as f:
-            lines = [line.split('#')[0].strip() for line in f]
-        names += [line.split(';')[0].split('[')[0].split('=')[0].split('<')[0].split('>')[0].strip()
-                  for line in lines if line]
+            # a requirement starts with its name (PEP 508): `name[extras] ~= 1.0 ; marker` or
+            # `name @ URL`; pip's options (-r, --find-links, ...) name none
+            names += [m.group() for line in f if (m := REQUIREMENT_NAME.match(line.strip()))]
     versions = {}
     for name in sorted(set(names)):
         try:
