@@ -120,9 +120,11 @@ def parse_train_args(parser):
                        help=f'max for scores, min for errors ({BY_TASK})')
     group.add_argument('--save_freq', type=int, default=1,
                        help='write epoch_<N>.pth every this many epochs')
-    group.add_argument('--keep_last', type=int, default=0,
+    group.add_argument('--keep_last', type=int, default=5,
                        help='keep only the newest N epoch_<N>.pth (0: all); best.pth and '
-                            'last.pth are always kept')
+                            'last.pth are always kept. 5: a 100-epoch run of a 40 M-parameter '
+                            'model (deeplabv3_resnet50, 152 MiB a file) keeps 0.8 GiB of them, '
+                            'not 15 GiB')
     group.add_argument('--sync_bn', action='store_true',
                        help='under torchrun on GPUs: BatchNorm statistics over all processes')
     group.add_argument('--resume', default='',

@@ -17,7 +17,7 @@ from utils.checks import check_monitor
 from utils.dist import all_reduce, broadcast_buffers, close_distributed, is_distributed, is_main
 from utils.errors import ConfigError, run_cli
 from utils.folder_lock import release_folders
-from utils.logger import Logger, metric_on
+from utils.logger import Logger, checkpoint_sizes, metric_on
 from utils.optim import LRSchedule, ModelEMA, amp_dtype, autocast, build_optimizer, improved
 from utils.profile import make_profiler
 from utils.provenance import provenance
@@ -45,6 +45,8 @@ class Trainer:
         self.steps_per_epoch = len(self.train_loader)
         self.build_model()
         self.optimizer = build_optimizer(self.raw_model, args)
+        write_model_summary(self.raw_model, args.model_dir,
+                            checkpoint_sizes(self.raw_model, args))
         self.schedule = LRSchedule(self.optimizer, args, self.steps_per_epoch)
         self.amp_dtype = amp_dtype(args, self.device)  # None without --amp
         float16 = self.amp_dtype == torch.float16
@@ -73,7 +75,6 @@ class Trainer:
                                args.model_dir, load_into=args.load_into,
                                prefixes=args.load_prefix)
         self.raw_model.to(self.device, memory_format=self.task.memory_format)
-        write_model_summary(self.raw_model, args.model_dir)
         self.ema = ModelEMA(self.raw_model, args.ema) if args.ema else None
         model = torch.compile(self.raw_model) if args.compile else self.raw_model
         self.model = equip_multi_gpu(model, args)

@@ -2,6 +2,7 @@
 summary().
 Logger: which checkpoint files are written and kept."""
 import os
+import re
 
 import pytest
 import torch
@@ -75,3 +76,36 @@ def test_keep_last_caps_epoch_files_but_keeps_best_and_last(tmp_path, keep_last,
     # older than every kept epoch file
     assert torch.load(run / 'best.pth', weights_only=True)['epoch'] == 1
     assert torch.load(run / 'last.pth', weights_only=True)['epoch'] == 5
+
+
+def test_keep_last_defaults_to_five(tmp_path):
+    run = save_epochs(tmp_path, 7)
+    assert sorted(f for f in os.listdir(run) if f.startswith('epoch_')) == [
+        f'epoch_{e}.pth' for e in (3, 4, 5, 6, 7)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('flags, kept', [
+    (['--ema', '0.9', '--epochs', '3', '--keep_last', '2'], 2),
+    (['--optimizer', 'sgd', '--momentum', '0', '--epochs', '2', '--save_freq', '5'], 1),
+])
+def test_the_model_summary_states_the_checkpoint_sizes(train_argv, tmp_path, flags, kept):
+    import train  # slow to import; the other tests here need none of it
+    train.main(train_argv + ['--model_type', 'best', '--limit_train_batches', '1',
+                             '--limit_val_batches', '1'] + flags)
+    run = next((tmp_path / 'checkpoints').glob('best_*'))
+    line = (run / 'model_summary.txt').read_text().splitlines()[1]
+    sizes = [float(x) for x in re.findall(r'([\d.]+) MiB', line)]
+    epoch, best, last, total = sizes
+    files = {f: os.path.getsize(run / f) / 2 ** 20 for f in os.listdir(run) if f.endswith('.pth')}
+    epochs = [f for f in files if f.startswith('epoch_')]
+    assert f'({kept} kept)' in line and len(epochs) == kept
+    # the estimate leaves out a few KiB of flags, metrics and zip headers
+    for stated, real in [(epoch, files[epochs[0]]), (best, files['best.pth']),
+                         (last, files['last.pth']), (total, sum(files.values()))]:
+        assert stated <= real < stated * 1.03 + 0.1, line
+    if '--ema' in flags:
+        # the weights and their EMA, then Adam's two moments of the weights
+        assert last == pytest.approx(2 * epoch, abs=0.1)
+    else:
+        assert last < epoch * 1.03 + 0.1  # SGD without momentum keeps no state

@@ -7,9 +7,26 @@ import torch
 
 from utils.checkpoint import save_checkpoint
 from utils.dist import all_reduce, is_main, world_size
+from utils.optim import state_copies
 from utils.run_dir import write_latest
 from utils.run_summary import open_writer, write_run_metrics
 from utils.train_state import weights_only
+
+
+def checkpoint_sizes(model, args):
+    """A line on the checkpoint files of the run, from the model's size: epoch_<N>.pth and
+    best.pth hold the weights (and the --ema copy), last.pth adds the optimizer's copies of
+    every trainable parameter (state_copies); and the most that --epochs, --save_freq and
+    --keep_last let them take together. A few KiB of flags and metrics come on top."""
+    def mib(tensors):
+        return sum(t.numel() * t.element_size() for t in tensors) / 2 ** 20
+    weights = mib(model.state_dict().values()) * (2 if args.ema else 1)
+    last = weights + mib(p for p in model.parameters() if p.requires_grad) * state_copies(args)
+    saves = len({*range(args.save_freq, args.epochs + 1, args.save_freq), args.epochs})
+    kept = min(saves, args.keep_last) if args.keep_last else saves
+    return (f'checkpoint files: epoch_<N>.pth {weights:.1f} MiB ({kept} kept), best.pth '
+            f'{weights:.1f} MiB, last.pth {last:.1f} MiB: at most '
+            f'{(kept + 1) * weights + last:.1f} MiB for this run')
 
 
 class Recorder:

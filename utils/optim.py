@@ -29,6 +29,14 @@ def build_optimizer(model, args):
     )
 
 
+def state_copies(args):
+    """How many tensors of each trainable parameter's size the optimizer keeps (its share of
+    last.pth): Adam's and AdamW's two moments, SGD's momentum buffer (none without momentum)."""
+    if args.optimizer == 'sgd':
+        return 1 if args.momentum else 0
+    return 2
+
+
 class LRSchedule:
     """Sets the learning rate before every optimizer update from the position in training alone
     (t: epochs done, fractional within an epoch), so a resumed run goes on along the same curve;

@@ -50,9 +50,10 @@ def get_device(args):
     return torch.device('cpu')
 
 
-def write_model_summary(model, folder):
+def write_model_summary(model, folder, files=''):
     """Logs the parameter count and size of `model`, and writes them with its layers into
-    folder/model_summary.txt."""
+    folder/model_summary.txt. files: a line on the checkpoint files the run will write
+    (utils/logger.checkpoint_sizes)."""
     params = list(model.parameters())
     trainable = sum(p.numel() for p in params if p.requires_grad)
     size = sum(t.numel() * t.element_size() for t in params + list(model.buffers()))
@@ -62,5 +63,8 @@ def write_model_summary(model, folder):
         f'{size / 2 ** 20:.2f} MiB of weights and buffers'
     )
     log.info(line)
+    if files:
+        log.info(files)
+        line = f'{line}\n{files}'
     if is_main():
         write_text(os.path.join(folder, 'model_summary.txt'), f'{line}\n\n{model}\n')
