@@ -233,3 +233,18 @@ def test_a_package_added_to_requirements_gets_its_version_recorded(tmp_path, mon
     installed = {name: importlib.metadata.version(name)
                  for name in ('numpy', 'torch', 'Pluggy', 'iniconfig', 'tqdm')}
     assert versions == {**installed, 'not-installed-tb': None}
+
+
+def test_packages_the_models_files_import_get_their_versions_recorded(tmp_path, monkeypatch):
+    # a model package that wraps a library it imports inside __init__, which requirements.txt
+    # does not name (an optional model, or a user who forgot the line)
+    (tmp_path / 'requirements.txt').write_text('tqdm\n')
+    model = tmp_path / 'model' / 'wrap'
+    model.mkdir(parents=True)
+    (model / 'wrap_model.py').write_text(
+        'import torch.nn as nn\nfrom . import helpers\n\n\nclass Wrap(nn.Module):\n'
+        '    def __init__(self, args):\n        import pytest\n        from iniconfig import x\n')
+    monkeypatch.setattr(provenance, 'ROOT', str(tmp_path))
+    versions = provenance.package_versions(['model/wrap/wrap_model.py'])
+    assert versions == {name: importlib.metadata.version(name)
+                        for name in ('iniconfig', 'numpy', 'pytest', 'torch', 'tqdm')}

@@ -1,6 +1,7 @@
 """What a run was made from: the git commit (and uncommitted changes), the environment, and a
 hash of each source file that defines its model and data pipeline, so eval.py can say when that
 code has changed since."""
+import ast
 import hashlib
 import importlib.metadata
 import inspect
@@ -64,9 +65,11 @@ def git_info():
 REQUIREMENT_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 
 
-def package_versions():
-    """Versions of the packages named in requirements.txt, and of numpy, which torch uses."""
-    names = ['numpy']
+def package_versions(files=()):
+    """Versions of the packages named in requirements.txt, of numpy, which torch uses, and of
+    those that the project `files` import (a model that wraps segmentation_models_pytorch, say,
+    even when it is not in requirements.txt)."""
+    names = ['numpy'] + imported_distributions(files)
     req = os.path.join(ROOT, 'requirements.txt')
     if os.path.isfile(req):
         with open(req) as f:
@@ -82,7 +85,24 @@ def package_versions():
     return versions
 
 
-def env_info():
+def imported_distributions(files):
+    """The installed distributions (pip's names) whose modules the project `files` import,
+    anywhere in them (models often import their package inside __init__)."""
+    top = set()
+    for f in files:
+        with open(os.path.join(ROOT, f), encoding='utf-8') as src:
+            tree = ast.parse(src.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                top.update(a.name.split('.')[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                top.add(node.module.split('.')[0])
+    owners = importlib.metadata.packages_distributions()  # module -> distributions
+    return sorted({d for name in top for d in owners.get(name, ())})
+
+
+def env_info(files=()):
+    """Python, the platform, torch, the GPUs and package_versions(files)."""
     cuda = torch.cuda.is_available()
     return {'python': sys.version.split()[0],
             'platform': platform.platform(),
@@ -91,7 +111,7 @@ def env_info():
             'cudnn': torch.backends.cudnn.version() if cuda else None,
             'gpus': ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
                      if cuda else []),
-            'packages': package_versions()}
+            'packages': package_versions(files)}
 
 
 def file_sha256(path, chunk=1 << 20):
@@ -167,8 +187,9 @@ def write_run_info(folder, seed, classes):
     if diff:
         patch = diff.encode(errors='surrogateescape')
         atomic_write(os.path.join(folder, 'uncommitted.patch'), lambda f: f.write(patch))
-    run_info = {'git': info, 'env': env_info(), 'seed': seed,
-                'source_hashes': source_hashes(classes)}
+    files = source_files(classes)
+    run_info = {'git': info, 'env': env_info(files), 'seed': seed,
+                'source_hashes': {f: file_sha256(os.path.join(ROOT, f)) for f in files}}
     write_text(os.path.join(folder, 'run_info.json'), json.dumps(run_info, indent=2) + '\n')
 
 
