@@ -27,6 +27,7 @@ from utils.checkpoint import write_text
 from utils.checks import check_inputs
 from utils.errors import ConfigError, run_cli
 from utils.export import EXPORTERS, NEEDS, SUFFIX, TRACED, first_line
+from utils.input_size import input_multiple, pad_to_multiple
 from utils.run_dir import setup_logging
 from utils.weights import weights_key
 
@@ -122,7 +123,8 @@ def verify(model, args, ckpt, batches):
     run, about = EXPORTERS[args.format][1](args.out)
     checks = [compare(model, run, img, args.atol) for img in batches]
     axes = dynamic_axes(about)
-    second = compare(model, run, other_size(batches[0], axes), args.atol)
+    other = pad_to_multiple(other_size(batches[0], axes), input_multiple(model))
+    second = compare(model, run, other, args.atol)
     for i, check in enumerate(checks):
         say(f'validation batch {i + 1}', check, args.atol)
     say(f'another size (free axes {axes})', second, args.atol)
@@ -135,6 +137,8 @@ def verify(model, args, ckpt, batches):
         **about,  # opset (ONNX), inputs and outputs: names and shapes
         'dynamic_axes': axes,
         'input': 'images as the dataset gives them: normalized float32 (B, 3, H, W)',
+        # > 1: H and W must be multiples of it; pad right and bottom with 0 (utils/input_size.py)
+        'input_multiple': input_multiple(model),
         'checkpoint': os.path.abspath(args.load_model_path),
         'checkpoint_sha256': args.checkpoint_sha256,
         'weights': weights_key(ckpt) or 'state dict',
@@ -154,7 +158,8 @@ def main(argv=None):
     log.setLevel(logging.INFO)
     args, ckpt = prepare_export_args(argv)
     model = load_trained(args, ckpt)[0]
-    batches = validation_images(args)
+    # padded to the model's input_multiple: the file takes the sizes the model takes
+    batches = [pad_to_multiple(img, input_multiple(model)) for img in validation_images(args)]
     # a batch of 1 would let torch.export fix the batch size at 1
     example = batches[0] if len(batches[0]) > 1 else batches[0].repeat(2, 1, 1, 1)
     EXPORTERS[args.format][0](model, example, args.out, args)

@@ -1,16 +1,21 @@
 """Builds the model named by --model_type, and spreads it over several GPUs when --gpus lists
 more than one.
 Add a model: create model/<name>/ with an nn.Module whose __init__ takes args and whose class
-attribute `task` names the task it serves ('seg', 'cls'), then add one line to type2model."""
+attribute `task` names the task it serves ('seg', 'cls'), then add one line to type2model. A
+model that takes only some sizes declares it: `input_multiple = 32` when the height and width
+must be multiples of 32; every image is then padded up to that and its prediction cut back
+(utils/input_size.py), in training, eval.py and predict.py alike."""
 import torch.nn as nn
 
 from model.base import BaseModel
 from model.best import BestModel
 from model.better import BetterModel
 from model.cls_base import ClsBaseModel
+from model.smp_fpn import SmpFpnModel
 from model.sota import SotaModel
 from utils.dist import is_distributed, wrap_ddp
 from utils.errors import ConfigError
+from utils.input_size import input_multiple
 from utils.weights import load_model_weights
 
 # --model_type name -> nn.Module class; only the chosen one is built. EDIT ME: add yours
@@ -19,6 +24,7 @@ type2model = {
     'better': BetterModel,
     'best': BestModel,
     'sota': SotaModel,
+    'smp_fpn': SmpFpnModel,
     'cls_base': ClsBaseModel,
 }
 
@@ -28,7 +34,9 @@ def select_model(args):
         raise ConfigError(
             f'unknown --model_type {args.model_type!r}; choose one of {", ".join(type2model)}'
         )
-    return type2model[args.model_type](args)
+    model = type2model[args.model_type](args)
+    input_multiple(model)  # a bad declaration fails here, not at the first step
+    return model
 
 
 def load_trained(args, ckpt, folder=None):

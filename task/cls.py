@@ -7,6 +7,7 @@ from data.augment import denormalize
 from data.make_shapes_cls import CLS_CLASS_NAMES, CLS_DEMO_DIR
 from loss import select_loss
 from metrics import ClsMetrics
+from utils.input_size import padded_forward
 from utils.viz import captioned, class_picture
 
 
@@ -32,9 +33,10 @@ class ClsTask:
 
     def infer(self, model, img):
         """(input on the device, logits) of a batch of normalized images: the one place the model
-        runs, for training, eval.py and predict.py alike."""
+        runs, for training, eval.py and predict.py alike. Padded up to the model's input_multiple
+        (utils/input_size.py): a score per image needs nothing cut back."""
         img = img.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return img, model(img)  # (B, 3, H, W), (B, num_classes)
+        return img, padded_forward(model, img, crop=False)  # (B, 3, H, W), (B, num_classes)
 
     def loss(self, pred, label):
         return self.criterion(pred, label)

@@ -12,6 +12,7 @@ from data.data_entry import type2data
 from data.make_shapes import CLASS_NAMES, DEMO_DIR
 from loss import select_loss
 from metrics import SegMetrics
+from utils.input_size import padded_forward
 from utils.viz import PALETTE, colorize, make_panel, overlay
 
 
@@ -43,9 +44,10 @@ class SegTask:
 
     def infer(self, model, img):
         """(input on the device, logits) of a batch of normalized images: the one place the model
-        runs, for training, eval.py and predict.py alike."""
+        runs, for training, eval.py and predict.py alike. Padded up to the model's input_multiple
+        and the logits cut back to the image's size (utils/input_size.py)."""
         img = img.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return img, model(img)  # (B, 3, H, W), (B, num_classes, H, W)
+        return img, padded_forward(model, img, crop=True)  # (B, 3, H, W), (B, num_classes, H, W)
 
     def loss(self, pred, label):
         return self.criterion(pred, label)

@@ -7,7 +7,8 @@ A task class has:
   __init__(args, device)  and sets self.memory_format (--channels_last), used for the model too
   forward(model, data) -> (input, prediction, target), all on the device: unpacks the batch,
                  then runs the model through infer
-  infer(model, images) -> (input, prediction) of a batch of normalized images, on the device
+  infer(model, images) -> (input, prediction) of a batch of normalized images, on the device;
+                 the model runs through utils/input_size.padded_forward (its input_multiple)
   loss(prediction, target) -> a scalar tensor
   make_metrics() -> a metric (metrics.py says what one is)
   picture(input, prediction, target) of one sample -> (H, W, 3) uint8 RGB

@@ -8,8 +8,10 @@ import pytest
 
 from data.make_shapes import make_shapes
 from data.make_shapes_cls import make_shapes_cls
+from model.model_entry import select_model
 from options import RUN_ARGS, parse_test_args, parse_train_args, task_defaults
 from task.task_entry import type2task
+from utils.errors import ConfigError
 
 
 @pytest.fixture(scope='session')
@@ -116,6 +118,17 @@ def make_args(is_train=True, **overrides):
         if getattr(args, name) is None:
             setattr(args, name, parse_train_args(argparse.ArgumentParser()).get_default(name))
     return task_defaults(args, is_train)
+
+
+def select_or_skip(args):
+    """select_model(args), or the test skipped when the model needs a package that is not
+    installed (smp_fpn: segmentation_models_pytorch; CI installs it: requirements-dev.txt)."""
+    try:
+        return select_model(args)
+    except ConfigError as e:
+        if isinstance(e.__cause__, ModuleNotFoundError):
+            pytest.skip(str(e))
+        raise
 
 
 @pytest.fixture

@@ -1,20 +1,42 @@
 """Contract of every registered model: declares its task, builds, gives logits of its task's shape
-((B, C, H, W) for seg, (B, C) for cls), trains a step, round-trips its state dict. A model added
-to type2model is tested here without writing a new test."""
+((B, C, H, W) for seg, (B, C) for cls) at the demo data's image size and at an odd one, trains a
+step, round-trips its state dict. Models run as the tasks run them, padded to their
+input_multiple (utils/input_size.py). A model added to type2model is tested here without writing
+a new test."""
+import inspect
+import sys
+
 import pytest
 import torch
 
+from data.make_shapes import make_shapes
+from data.make_shapes_cls import make_shapes_cls
 from model.model_entry import equip_multi_gpu, select_model, type2model
-from tests.conftest import make_args
+from tests.conftest import make_args, select_or_skip
 from utils.errors import ConfigError
+from utils.input_size import input_multiple, padded_forward
 
 TASKS = ('seg', 'cls')  # what a model may serve: a class per pixel, a class per image
+ODD_SIZE = (45, 61)  # (H, W), odd: no even input_multiple divides them, as a photo's may not
 
 
 def build(model_type, **overrides):
-    """The registered model `model_type`, with the flags of the task it serves."""
+    """The registered model `model_type`, with the flags of the task it serves; the test is
+    skipped when the model's package is not installed."""
     args = make_args(model_type=model_type, task=type2model[model_type].task, **overrides)
-    return select_model(args)
+    return select_or_skip(args)
+
+
+def demo_size(model_type):
+    """(H, W) of the images of the demo data of the model's task: what a first run feeds it."""
+    make = {'seg': make_shapes, 'cls': make_shapes_cls}[type2model[model_type].task]
+    size = inspect.signature(make).parameters['size'].default
+    return size, size
+
+
+def run(model, model_type, x):
+    """The model's logits of `x` as the tasks compute them: padded to its rule, cut back."""
+    return padded_forward(model, x, crop=type2model[model_type].task == 'seg')
 
 
 def per_sample(model_type, h, w):
@@ -28,11 +50,18 @@ def test_model_declares_its_task(model_type):
 
 
 @pytest.mark.parametrize('model_type', list(type2model))
-def test_forward_shape_matches_input(model_type):
+@pytest.mark.parametrize('size', ['demo', ODD_SIZE], ids=['demo', 'odd'])
+def test_forward_shape_matches_input(model_type, size):
+    h, w = demo_size(model_type) if size == 'demo' else size
     model = build(model_type, num_classes=5).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 40, 56))
-    assert out.shape == (2, 5) + per_sample(model_type, 40, 56)
+        out = run(model, model_type, torch.randn(2, 3, h, w))
+    assert out.shape == (2, 5) + per_sample(model_type, h, w)
+
+
+@pytest.mark.parametrize('model_type', list(type2model))
+def test_input_multiple_is_a_whole_number(model_type):
+    assert input_multiple(build(model_type)) >= 1
 
 
 @pytest.mark.parametrize('model_type', list(type2model))
@@ -41,8 +70,10 @@ def test_one_training_step_changes_weights(model_type):
     model = build(model_type, num_classes=4).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    target = torch.randint(0, 4, (2,) + per_sample(model_type, 32, 32))
-    loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 32, 32)), target)
+    h, w = demo_size(model_type)
+    target = torch.randint(0, 4, (2,) + per_sample(model_type, h, w))
+    loss = torch.nn.functional.cross_entropy(run(model, model_type, torch.randn(2, 3, h, w)),
+                                             target)
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)
@@ -60,9 +91,16 @@ def test_state_dict_round_trip_gives_same_outputs(model_type, tmp_path):
     torch.manual_seed(123)  # a different initialisation, overwritten by the load
     other = build(model_type, num_classes=3).eval()
     other.load_state_dict(torch.load(tmp_path / 'w.pth', weights_only=True))
-    x = torch.randn(1, 3, 32, 32)
+    x = torch.randn(1, 3, *demo_size(model_type))
     with torch.no_grad():
-        assert torch.equal(model(x), other(x))
+        assert torch.equal(run(model, model_type, x), run(other, model_type, x))
+
+
+def test_a_model_whose_package_is_missing_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'segmentation_models_pytorch', None)  # as if not installed
+    with pytest.raises(ConfigError, match='smp_fpn needs segmentation_models_pytorch .*: pip '
+                                          'install segmentation-models-pytorch'):
+        select_model(make_args(model_type='smp_fpn'))
 
 
 def test_unknown_model_type_lists_valid_names():
@@ -86,4 +124,7 @@ def test_no_model_downloads_weights(monkeypatch):
     monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', refuse)
     monkeypatch.setattr(torch.hub, 'download_url_to_file', refuse)
     for model_type in type2model:
-        build(model_type)
+        try:
+            build(model_type)
+        except pytest.skip.Exception:  # its package is not installed: nothing to download
+            pass
