@@ -167,3 +167,15 @@ def test_train_checks_the_mapping_before_the_run_folder_is_made(
     err = fails(train.main, argv, capsys)
     assert "--load_into 'net.encoder': BaseModel has no such sub-module" in err
     assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_torchvision_resnet18_fills_the_smp_fpn_encoder(resnet_files):
+    """segmentation_models_pytorch's encoder is torchvision's resnet18 without its fc: the
+    suggestion finds it, and --weights_backbone fills it with the file's tensors."""
+    pytest.importorskip('segmentation_models_pytorch')
+    state, plain, _ = resnet_files
+    model = select_model(make_args(model_type='smp_fpn'))
+    assert suggest_mapping(model, state) == ('net.encoder', '', 120)
+    load_backbone(model, plain)
+    own = model.net.encoder.state_dict()
+    assert len(own) == 120 and all(torch.equal(v, state[k]) for k, v in own.items())

@@ -248,3 +248,13 @@ def test_packages_the_models_files_import_get_their_versions_recorded(tmp_path, 
     versions = provenance.package_versions(['model/wrap/wrap_model.py'])
     assert versions == {name: importlib.metadata.version(name)
                         for name in ('iniconfig', 'numpy', 'pytest', 'torch', 'tqdm')}
+
+
+class OutsideModel(torch.nn.Module):
+    """A model class defined in a test module: not a project file, so it has no source hash."""
+
+
+def test_a_model_class_from_outside_the_project_files_is_left_out():
+    classes = chosen_classes(make_args(model_type='base'))
+    files = source_files((OutsideModel,) + tuple(classes[1:]))
+    assert files and not any('test_provenance' in f or f.startswith('model/') for f in files)

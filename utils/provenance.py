@@ -148,6 +148,8 @@ def source_files(classes):
                 source = inspect.getmodule(value)
                 if source is not None and project_file(source):
                     files.add(project_file(source))
+        if not project_file(cls):  # defined outside the project, or in a test module
+            continue
         package = os.path.dirname(os.path.join(ROOT, project_file(cls)))
         if os.path.basename(os.path.dirname(package)) == 'model':  # model/<name>/: all of it
             files.update(os.path.relpath(os.path.join(package, f), ROOT)

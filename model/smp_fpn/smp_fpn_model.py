@@ -11,6 +11,9 @@ class SmpFpnModel(nn.Module):
     # The encoder halves the height and width five times and the decoder adds the maps back up,
     # so both must be multiples of 2**5: the task pads every image up to that (input_size.py).
     input_multiple = 32
+    # --weights_backbone: smp's ResNet-18 encoder is torchvision's resnet18 without its fc, so
+    # torchvision's resnet18 file loads into it as it is (its fc is left out)
+    backbone_weights = {'load_into': 'net.encoder', 'load_prefix': []}
 
     def __init__(self, args):
         super().__init__()
