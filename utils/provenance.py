@@ -2,6 +2,7 @@
 hash of each source file that defines its model and data pipeline, so eval.py can say when that
 code has changed since."""
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import inspect
@@ -97,8 +98,14 @@ def imported_distributions(files):
                 top.update(a.name.split('.')[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
                 top.add(node.module.split('.')[0])
-    owners = importlib.metadata.packages_distributions()  # module -> distributions
+    owners = module_owners()
     return sorted({d for name in top for d in owners.get(name, ())})
+
+
+@functools.cache  # a scan of every installed package (0.2 s); they do not change during a run
+def module_owners():
+    """{top-level module: [the distributions that install it]}."""
+    return importlib.metadata.packages_distributions()
 
 
 def env_info(files=()):
