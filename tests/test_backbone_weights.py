@@ -179,3 +179,56 @@ def test_torchvision_resnet18_fills_the_smp_fpn_encoder(resnet_files):
     load_backbone(model, plain)
     own = model.net.encoder.state_dict()
     assert len(own) == 120 and all(torch.equal(v, state[k]) for k, v in own.items())
+
+
+def test_files_that_are_not_plain_weights_are_one_clear_error(resnet_files, tmp_path):
+    state = dict(resnet_files[0])
+    state['conv1.weight'] = 3  # a value that is not a tensor
+    torch.save(state, tmp_path / 'int.pth')
+    with pytest.raises(ConfigError, match="values that are not tensors under 1 of its keys, "
+                                          r"e.g. 'conv1.weight' \(int\)"):
+        load_model_weights(EncoderNet(), str(tmp_path / 'int.pth'), strict=False)
+    # two parts renamed onto one: the second would silently replace the first
+    two = {**{f'a.{k}': v for k, v in resnet_files[0].items()},
+           **{f'b.{k}': v for k, v in resnet_files[0].items()}}
+    torch.save(two, tmp_path / 'two.pth')
+    with pytest.raises(ConfigError, match="--load_prefix renames both 'a.conv1.weight' and "
+                                          "'b.conv1.weight' to 'conv1.weight'"):
+        load_model_weights(EncoderNet(), str(tmp_path / 'two.pth'), strict=False,
+                           load_into='net.encoder', prefixes=['a.=', 'b.='])
+    torch.save({'module.w': torch.zeros(1), 'w': torch.ones(1)}, tmp_path / 'both.pth')
+    with pytest.raises(ConfigError, match="two tensors named 'w' once the prefixes"):
+        load_model_weights(EncoderNet(), str(tmp_path / 'both.pth'), strict=False)
+
+
+def test_weights_backbone_errors_name_their_flag_and_the_mapping(
+        mobilenet_file, resnet_files, tmp_path):
+    model = select_model(make_args(model_type='sota'))
+    with pytest.raises(ConfigError, match='does not exist; pass a .pth file with '
+                                          '--weights_backbone'):
+        load_backbone(model, str(tmp_path / 'nothing.pth'))
+    # a file whose keys carry one more prefix: the way to load it is named
+    torch.save({f'backbone.{k}': v for k, v in mobilenet_file[0].items()},
+               tmp_path / 'prefixed.pth')
+    with pytest.raises(ConfigError) as e:
+        load_backbone(model, str(tmp_path / 'prefixed.pth'))
+    assert ('  --load_into net.backbone --load_prefix backbone.features.= would load 308 of its '
+            '312 tensors') in str(e.value).splitlines()
+    # another architecture: no mapping fits half of it, so none is offered
+    with pytest.raises(ConfigError) as e:
+        load_backbone(model, resnet_files[1])
+    assert 'would load' not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_run_records_the_hash_of_the_weights_it_started_from(
+        mobilenet_file, train_argv, tmp_path):
+    import hashlib
+    import json
+    path = mobilenet_file[1]
+    train.main(train_argv + ['--model_type', 'sota', '--weights_backbone', path, '--epochs', '1',
+                             '--limit_train_batches', '1', '--limit_val_batches', '1'])
+    info = json.loads((tmp_path / 'checkpoints' / 'sota_exp' / 'run_info.json').read_text())
+    with open(path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert info['start_weights'] == {'--weights_backbone': {'path': path, 'sha256': digest}}

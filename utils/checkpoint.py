@@ -117,14 +117,14 @@ def check_readable(path, head):
                       '(e.g. epoch_N.pth)')
 
 
-def open_checkpoint(path):
-    """The open file `path`, or a ConfigError saying why a checkpoint cannot be read from it."""
+def open_checkpoint(path, flag='--load_model_path'):
+    """The open file `path`, or a ConfigError saying why a checkpoint cannot be read from it;
+    `flag` named it."""
     if os.path.isdir(path):
         raise ConfigError(f'checkpoint {path} is a directory, not a file; pass a .pth file with '
-                          f'--load_model_path, e.g. {os.path.join(path, "best.pth")}')
+                          f'{flag}, e.g. {os.path.join(path, "best.pth")}')
     if not os.path.isfile(path):
-        raise ConfigError(f'checkpoint {path} does not exist; pass a .pth file with '
-                          '--load_model_path')
+        raise ConfigError(f'checkpoint {path} does not exist; pass a .pth file with {flag}')
     try:
         return open(path, 'rb')
     except OSError as e:
@@ -132,12 +132,12 @@ def open_checkpoint(path):
                           'make it readable') from None
 
 
-def load_checkpoint(path, mmap=False, verify=None):
+def load_checkpoint(path, mmap=False, verify=None, flag='--load_model_path'):
     """Loads a checkpoint onto the CPU and checks its tensor checksum. weights_only=True: a file
     that would run code when unpickled is refused. mmap=True maps the file instead of reading
     it, for callers that read only its args or shapes: unless verify=True, the checksum is then
-    not checked, as that would read every tensor."""
-    with open_checkpoint(path) as f:
+    not checked, as that would read every tensor. flag: the one that named the file."""
+    with open_checkpoint(path, flag) as f:
         is_zip = check_readable(path, f.read(len(LEGACY_MAGIC)))
     ckpt = unpickled(path, lambda: torch.load(path, map_location='cpu', weights_only=True,
                                               mmap=mmap and is_zip))

@@ -173,7 +173,8 @@ def check_inputs(args, is_train, classes, ckpt=None):
         check(meta_model(model_class, args), state, args.load_model_path, *mapping)
     if is_train and args.weights_backbone and not args.resume:
         path = args.weights_backbone
-        check_backbone(meta_model(model_class, args), get_state_dict(path, mmap=True), path)
+        state = get_state_dict(path, mmap=True, flag='--weights_backbone')
+        check_backbone(meta_model(model_class, args), state, path)
     if args.check_data:
         for train_set in ([True] if is_train else []) + [False]:
             check_samples(data_class(args, train_set))

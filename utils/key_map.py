@@ -21,13 +21,17 @@ def parse_prefixes(pairs):
 def rename(state, prefixes):
     """`state` with the first matching OLD prefix of each key replaced by its NEW; keys that no
     OLD matches keep their names."""
-    renamed = {}
+    renamed, source = {}, {}
     for key, value in state.items():
+        name = key
         for old, new in prefixes:
             if key.startswith(old):
-                key = new + key[len(old):]
+                name = new + key[len(old):]
                 break
-        renamed[key] = value
+        if name in renamed:  # the later one would silently replace the first
+            raise ConfigError(f'--load_prefix renames both {source[name]!r} and {key!r} to '
+                              f'{name!r}: rename the prefixes of one part of the file only')
+        renamed[name], source[name] = value, key
     return renamed
 
 

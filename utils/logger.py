@@ -1,5 +1,6 @@
 """Recorder (weighted means over an epoch) and Logger (TensorBoard curves and images, checkpoints).
 Name values `train/<name>` and `val/<name>`: TensorBoard then groups them by phase."""
+import logging
 import os
 import re
 
@@ -12,12 +13,14 @@ from utils.run_dir import write_latest
 from utils.run_summary import open_writer, write_run_metrics
 from utils.train_state import weights_only
 
+log = logging.getLogger('torchbase')
+
 
 def checkpoint_sizes(model, args):
     """A line on the checkpoint files of the run, from the model's size: epoch_<N>.pth and
     best.pth hold the weights (and the --ema copy), last.pth adds the optimizer's copies of
-    every trainable parameter (state_copies); and the most that --epochs, --save_freq and
-    --keep_last let them take together. A few KiB of flags and metrics come on top."""
+    every trainable parameter (state_copies); and what --epochs, --save_freq and --keep_last
+    let them take together. A few KiB of flags, metrics and zip headers come on top."""
     def mib(tensors):
         return sum(t.numel() * t.element_size() for t in tensors) / 2 ** 20
     weights = mib(model.state_dict().values()) * (2 if args.ema else 1)
@@ -25,7 +28,7 @@ def checkpoint_sizes(model, args):
     saves = len({*range(args.save_freq, args.epochs + 1, args.save_freq), args.epochs})
     kept = min(saves, args.keep_last) if args.keep_last else saves
     return (f'checkpoint files: epoch_<N>.pth {weights:.1f} MiB ({kept} kept), best.pth '
-            f'{weights:.1f} MiB, last.pth {last:.1f} MiB: at most '
+            f'{weights:.1f} MiB, last.pth {last:.1f} MiB: about '
             f'{(kept + 1) * weights + last:.1f} MiB for this run')
 
 
@@ -162,6 +165,7 @@ class Logger:
         epochs = sorted(int(m[1]) for m in names if m)
         for epoch in epochs[:-self.args.keep_last]:
             os.remove(os.path.join(self.args.model_dir, f'epoch_{epoch}.pth'))
+            log.info(f'--keep_last {self.args.keep_last}: removed epoch_{epoch}.pth')
 
     def close(self):
         if self.writer:

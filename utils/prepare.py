@@ -43,7 +43,9 @@ def start_folder(args, folder, script, argv, classes):
     try:
         save_args(args, folder)
         save_command(folder, script, argv)
-        write_run_info(folder, args.seed, classes)
+        start = ({'--load_model_path': args.load_model_path,
+                  '--weights_backbone': args.weights_backbone} if script == 'train.py' else None)
+        write_run_info(folder, args.seed, classes, start)
         if script == 'train.py':
             RunStatus(args).update()  # `running`: from here on, a kill shows as `killed`
         setup_logging(os.path.join(folder, script.replace('.py', '.log')))

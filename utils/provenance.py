@@ -190,10 +190,11 @@ def provenance(classes):
     return {'git': git_state, 'source_hashes': source_hashes(classes)}
 
 
-def write_run_info(folder, seed, classes):
-    """Writes run_info.json (commit, uncommitted state, environment, seed, source hashes) into
-    `folder`, and uncommitted.patch when tracked files have changes (`git apply` it on the commit
-    to get the code back)."""
+def write_run_info(folder, seed, classes, start_weights=None):
+    """Writes run_info.json (commit, uncommitted state, environment, seed, source hashes, and
+    the path and sha256 of each file of `start_weights`: {flag: path} of the weights a training
+    run starts from) into `folder`, and uncommitted.patch when tracked files have changes (`git
+    apply` it on the commit to get the code back)."""
     info = git_info()
     diff = info.pop('diff', '')
     # the bytes git gave, not write_text's UTF-8: `git apply` must get every file back as it was
@@ -203,6 +204,10 @@ def write_run_info(folder, seed, classes):
     files = source_files(classes)
     run_info = {'git': info, 'env': env_info(files), 'seed': seed,
                 'source_hashes': {f: file_sha256(os.path.join(ROOT, f)) for f in files}}
+    if start_weights:  # a path says nothing once the file there is replaced; its hash does
+        run_info['start_weights'] = {
+            flag: {'path': os.path.abspath(path), 'sha256': file_sha256(path)}
+            for flag, path in start_weights.items() if path}
     write_text(os.path.join(folder, 'run_info.json'), json.dumps(run_info, indent=2) + '\n')
 
 

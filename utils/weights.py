@@ -4,6 +4,8 @@ import json
 import logging
 import os
 
+import torch
+
 from utils.checkpoint import load_checkpoint, write_text
 from utils.dist import is_main
 from utils.errors import ConfigError
@@ -23,9 +25,9 @@ def weights_key(ckpt):
     return next((key for key in ('ema', 'model') if isinstance(ckpt.get(key), dict)), None)
 
 
-def get_state_dict(path, mmap=False, verify=None):
-    """The model weights in `path` (see weights_of). mmap, verify: see load_checkpoint."""
-    return weights_of(load_checkpoint(path, mmap=mmap, verify=verify), path)
+def get_state_dict(path, mmap=False, verify=None, flag='--load_model_path'):
+    """The model weights in `path` (see weights_of). mmap, verify, flag: see load_checkpoint."""
+    return weights_of(load_checkpoint(path, mmap=mmap, verify=verify, flag=flag), path)
 
 
 def weights_of(ckpt, path):
@@ -39,11 +41,21 @@ def weights_of(ckpt, path):
             f'{path} holds a {type(state).__name__}, not model weights: pass a file of '
             "model.state_dict(), or a checkpoint dict with it as 'model'"
         )
+    others = [k for k, v in state.items() if not torch.is_tensor(v)]
+    if others:
+        raise ConfigError(
+            f'{path} holds values that are not tensors under {len(others)} of its keys, e.g. '
+            f'{others[0]!r} ({type(state[others[0]]).__name__}): not model weights; pass a file '
+            "of model.state_dict(), or a checkpoint dict with it as 'model'")
     clean = {}
     for k, v in state.items():
-        while k.startswith(WRAPPER_PREFIXES):
-            k = k.split('.', 1)[1]
-        clean[k] = v
+        key = k
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.split('.', 1)[1]
+        if key in clean:  # e.g. both `module.conv.weight` and `conv.weight`
+            raise ConfigError(f'{path} holds two tensors named {key!r} once the prefixes '
+                              f'{", ".join(WRAPPER_PREFIXES)} are dropped; save one model')
+        clean[key] = v
     return clean
 
 
@@ -134,9 +146,10 @@ def check_overlap(model, state, path, load_into='', prefixes=()):
 
 def mapping_hint(model, state, report):
     """A line naming the --load_into / --load_prefix under which more tensors of `state` fit
-    `model` than the report's loaded ones; '' when there is none."""
+    `model` than the report's loaded ones, and at least half of them; '' when there is none."""
     into, old, fits = suggest_mapping(model, state)
-    if fits <= len(report['loaded']):
+    # a mapping that fits less than half of the file is no answer: it is the wrong file
+    if fits <= len(report['loaded']) or fits < len(state) / 2:
         return ''
     return f'\n  {mapping_flags(into, old)} would load {fits} of its {len(state)} tensors'
 
@@ -185,15 +198,17 @@ def check_backbone(model, state, path):
             f"--weights_backbone {path} does not fill {type(model).__name__}'s backbone "
             f"{spec['load_into']}: {len(report['missing'])} missing, "
             f"{len(report['mismatched'])} mismatched, e.g. {', '.join(bad[:3])}\n"
-            f'  the file has {first_keys(state)}\n'
-            f"pass the weights the model's docstring names")
+            f'  the file has {first_keys(state)}{mapping_hint(model, state, report)}\n'
+            "pass the weights the model's docstring names, or load this file with "
+            '--load_model_path, --load_not_strict and the --load_into / --load_prefix that fit')
     return target, mapped, report
 
 
 def load_backbone(model, path):
     """--weights_backbone: fills the backbone that the model declares (check_backbone) with
     the pretrained weights in `path`."""
-    target, mapped, report = check_backbone(model, get_state_dict(path), path)
+    state = get_state_dict(path, flag='--weights_backbone')
+    target, mapped, report = check_backbone(model, state, path)
     target.load_state_dict({k: mapped[k] for k in report['loaded']})  # all of its tensors
     log.info(f"--weights_backbone {path}: {len(report['loaded'])} tensors loaded into "
              f"{type(model).backbone_weights['load_into']}, {len(report['unexpected'])} of "

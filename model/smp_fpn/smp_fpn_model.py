@@ -1,6 +1,8 @@
 """SmpFpnModel: segmentation_models_pytorch's FPN with a ResNet-18 encoder, randomly initialised.
-encoder_weights=None matters: smp would otherwise download ImageNet weights. The package is not
-in requirements.txt (pip install segmentation-models-pytorch); only this model needs it."""
+encoder_weights=None matters: smp would otherwise download ImageNet weights. To start from them,
+pass torchvision's resnet18 file (see the README's "Pretrained weights") with --weights_backbone.
+The package is not in requirements.txt (pip install segmentation-models-pytorch); only this model
+needs it."""
 import torch.nn as nn
 
 from utils.errors import ConfigError
