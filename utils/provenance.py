@@ -100,7 +100,8 @@ def imported_distributions(files):
                 top.update(a.name.split('.')[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
                 top.add(node.module.split('.')[0])
-    return sorted(filter(None, map(pip_name, top - sys.stdlib_module_names)))
+    own = {os.path.splitext(f)[0] for f in os.listdir(ROOT)}  # data, model, loss, ...
+    return sorted(filter(None, map(pip_name, top - sys.stdlib_module_names - own)))
 
 
 def pip_name(module):
