@@ -93,7 +93,7 @@ def test_a_load_that_fits_nothing_names_the_mapping_that_fits(resnet_files, file
     assert hint in str(e.value).splitlines()
     # and the suggestion, followed, loads the encoder
     model = EncoderNet()
-    into, old, fits = suggest_mapping(model, torch.load(path))
+    into, old, fits = suggest_mapping(model, torch.load(path, weights_only=True))
     load_model_weights(model, path, strict=False, load_into=into,
                        prefixes=[f'{old}='] if old else [])
     assert fits == 120

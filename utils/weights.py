@@ -85,8 +85,7 @@ def load_match_dict(model, model_path, state=None, load_into='', prefixes=()):
     tensor matches is an error, one of which few match a warning that shows the mapping that
     would fit it. state: the file's weights when already read."""
     state = get_state_dict(model_path) if state is None else state
-    report = check_overlap(model, state, model_path, load_into, prefixes)
-    target, mapped = map_to(model, state, load_into, prefixes)
+    target, mapped, report = check_overlap(model, state, model_path, load_into, prefixes)
     target.load_state_dict({k: mapped[k] for k in report['loaded']}, strict=False)
     counts = ', '.join(f'{len(v)} {k}' for k, v in report.items())
     into = f' into {load_into}' if load_into else ''
@@ -105,7 +104,8 @@ def load_match_dict(model, model_path, state=None, load_into='', prefixes=()):
 def check_fit(model, state, path, load_into='', prefixes=()):
     """Raises a ConfigError naming the first mismatched keys unless `state` fits `model` (its
     sub-module `load_into`, after --load_prefix `prefixes`) exactly. `model` may be built on
-    the meta device: only names and shapes are compared."""
+    the meta device: only names and shapes are compared. Returns (the module to load into,
+    `state` renamed to its keys)."""
     target, mapped = map_to(model, state, load_into, prefixes)
     report = compare_state_dicts(target.state_dict(), mapped)
     if report['missing'] or report['unexpected'] or report['mismatched']:
@@ -119,10 +119,12 @@ def check_fit(model, state, path, load_into='', prefixes=()):
             f'{mapping_hint(model, state, report)}\n'
             'pass --load_not_strict to load only the tensors whose names and shapes match'
         )
+    return target, mapped
 
 
 def check_overlap(model, state, path, load_into='', prefixes=()):
-    """The report of compare_state_dicts, or a ConfigError when not one tensor of `state`
+    """(the module to load into, `state` renamed to its keys, the report of
+    compare_state_dicts), or a ConfigError when not one tensor of `state`
     matches `model` by name and shape: a partial load of that would silently train from scratch
     (e.g. torchvision's resnet18 state dict into BaseModel). `model` may be on the meta
     device."""
@@ -130,7 +132,7 @@ def check_overlap(model, state, path, load_into='', prefixes=()):
     own = target.state_dict()
     report = compare_state_dicts(own, mapped)
     if report['loaded']:
-        return report
+        return target, mapped, report
     shapes = report['mismatched']  # same name, other shape
     same_names = f'; {len(shapes)} match by name only, e.g. {shapes[0]}' if shapes else ''
     raise ConfigError(
@@ -173,8 +175,7 @@ def load_model_weights(model, path, strict=True, report_dir=None, ckpt=None, loa
             report_path = os.path.join(report_dir, 'load_match_dict.json')
             write_text(report_path, json.dumps(report, indent=2))
         return report
-    check_fit(model, state, path, load_into, prefixes)
-    target, mapped = map_to(model, state, load_into, prefixes)
+    target, mapped = check_fit(model, state, path, load_into, prefixes)
     target.load_state_dict(mapped)
     return None
 
