@@ -12,13 +12,20 @@ import torch
 
 def confusion_matrix(pred, gt, num_classes, ignore_index):
     """(C, C) int64 counts, rows = true class, columns = predicted class. pred and gt are class
-    indices of one shape: (B, H, W) pixels or (B,) images. Uses no boolean indexing: that would
-    wait for the GPU."""
-    n = num_classes * num_classes
-    idx = torch.where(gt != ignore_index, gt * num_classes + pred, n)  # ignored: a spare bin
-    counts = torch.zeros(n + 1, dtype=torch.int64, device=gt.device)
-    counts.scatter_add_(0, idx.flatten(), torch.ones_like(idx).flatten())
-    return counts[:n].reshape(num_classes, num_classes)
+    indices of one shape: (B, H, W) pixels or (B,) images."""
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=gt.device)
+    return add_confusion(counts, pred, gt, ignore_index)
+
+
+def add_confusion(counts, pred, gt, ignore_index):
+    """Adds the (pred, gt) pairs into the (C, C) int64 `counts`, in place; returns it. Targets
+    equal to ignore_index add 0. Uses no boolean indexing (that would wait for the GPU), and few
+    operations: the Trainer calls it at every step, where each one took 15-25 us on the CPU."""
+    valid = gt != ignore_index
+    idx = pred.add(gt, alpha=counts.shape[0])  # gt * C + pred, in one operation
+    idx = torch.where(valid, idx, 0)  # ignored: bin 0, added with weight 0
+    counts.view(-1).scatter_add_(0, idx.flatten(), valid.flatten().long())
+    return counts
 
 
 def predicted_class(logits):
@@ -41,8 +48,7 @@ class ConfusionMetrics:
         """pred: (B, C, ...) logits or (B, ...) class indices; gt: (B, ...) class indices."""
         if pred.dim() == gt.dim() + 1:  # logits: one score per class
             pred = predicted_class(pred)
-        n = len(self.class_names)
-        self.sums['confusion'] += confusion_matrix(pred, gt, n, self.ignore_index)
+        add_confusion(self.sums['confusion'], pred, gt, self.ignore_index)
 
 
 class SegMetrics(ConfusionMetrics):

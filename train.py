@@ -30,6 +30,9 @@ from utils.train_state import EpochSums, Progress, RandomState, restore_state, s
 from utils.weights import load_backbone, load_model_weights
 
 log = logging.getLogger('torchbase')
+# The progress bars redraw at most once a second: at tqdm's default of 10 redraws a second,
+# the demos' training measured 0.5-1 % slower (scripts/benchmark.py, steps alternated)
+BAR_SECONDS = 1.0
 
 
 class Trainer:
@@ -54,8 +57,8 @@ class Trainer:
         self.metrics = {phase: metric_on(self.task.make_metrics(), self.device)
                         for phase in ('train', 'val')}
         check_monitor(args.monitor, self.metrics['val'])
-        # the first step with a non-finite loss, kept on the device (see check_loss)
-        self.bad_loss_step = torch.tensor(-1, device=self.device)
+        # the losses of the steps since the last check_loss, on the device
+        self.recent_losses = []
         self.start_state()
         self.status = RunStatus(args)
         self.stop = StopSignals()
@@ -140,25 +143,26 @@ class Trainer:
         self.rng.mark_epoch()  # before the loader draws its workers' seeds
         bar = tqdm(self.train_loader, desc=f'train {epoch}/{self.args.epochs}', leave=False,
                    dynamic_ncols=True, initial=skip, total=self.steps_per_epoch,
-                   disable=not is_main())
+                   mininterval=BAR_SECONDS, disable=not is_main())
         for i, data in enumerate(bar, start=skip):
             with autocast(self.device, self.amp_dtype):
                 img, pred, label = self.step(data, self.model)
                 loss = self.compute_loss(pred, label)
             self.optimize(loss, epoch, i)
             self.compute_metrics(pred, label, is_train=True)
+            loss = loss.detach()
             self.logger.record_scalar('train/loss', loss, n=img.shape[0])
-            # a flag on the device, read at the checks below: no wait for the GPU at every step
-            first_bad = (self.bad_loss_step < 0) & ~loss.isfinite()
-            self.bad_loss_step = torch.where(first_bad, i, self.bad_loss_step)
+            # checked for NaN by check_loss below: no wait for the GPU at every step
+            self.recent_losses.append(loss)
             self.profiler.step()
             if i % self.args.print_freq == 0:
-                bar.set_postfix(loss=f'{self.check_loss(epoch, loss):.4f}')
+                # shown at the bar's next redraw
+                bar.set_postfix(loss=f'{self.check_loss(epoch, i):.4f}', refresh=False)
                 self.status.beat()
             if self.stopped_after(i):
-                self.check_loss(epoch)
+                self.check_loss(epoch, i)
                 return i + 1
-        self.check_loss(epoch)
+        self.check_loss(epoch, i)
         pictures = self.gen_imgs_to_write(img, pred, label, is_train=True)
         self.logger.save_imgs(pictures, epoch)
         self.logger.record_metrics('train', self.metrics['train'])
@@ -179,7 +183,7 @@ class Trainer:
         # under torchrun: every process validates rank 0's model, the one saved
         broadcast_buffers(self.ema.module if self.ema else self.raw_model)
         bar = tqdm(self.val_loader, desc=f'val {epoch}', leave=False, dynamic_ncols=True,
-                   disable=not is_main())
+                   mininterval=BAR_SECONDS, disable=not is_main())
         for i, data in enumerate(bar):
             with autocast(self.device, self.amp_dtype):
                 img, pred, label = self.step(data, self.eval_model)
@@ -267,14 +271,22 @@ class Trainer:
             log.info(self.status.fields['message'])
         return stop
 
-    def check_loss(self, epoch, loss=None):
+    def check_loss(self, epoch, i):
         """Stops the run at a non-finite loss, before a checkpoint can save the weights it
-        spoilt; returns `loss` as a number. One wait for the device (.tolist()): called only
-        every --print_freq steps and at the epoch's end."""
+        spoilt; returns the loss of step i, the last, as a number. Looks at the losses of the
+        steps since its last call at once, with one wait for the device (.tolist()): it is
+        called every --print_freq steps, at a stop and at the epoch's end."""
+        if not self.recent_losses:  # no step since the last call
+            return None
+        losses = torch.stack(self.recent_losses).float()
+        self.recent_losses = []
+        finite = losses.isfinite()
+        # the epoch's step of the first non-finite loss (argmax: the first True), -1 if none
+        first = i + 1 - len(losses) + (~finite).int().argmax()
+        bad = torch.where(finite.all(), -1, first)
         # under torchrun: a NaN in any process stops all
-        bad = all_reduce(self.bad_loss_step, op='max').float()
-        value = bad if loss is None else loss.detach().float()
-        step, value = torch.stack([bad, value]).tolist()
+        bad = all_reduce(bad, op='max').float()
+        step, value = torch.stack([bad, losses[-1]]).tolist()
         if step >= 0:
             raise ConfigError(f'the loss is not finite at epoch {epoch}, step {int(step) + 1}'
                               f'/{self.steps_per_epoch}; the run stopped, its last good '

@@ -12,7 +12,9 @@ WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 def input_multiple(model):
     """The `input_multiple` that the class of `model` declares, 1 when none; read under the
     wrappers of --gpus, torchrun and --compile, whose own classes do not carry it."""
-    while isinstance(model, WRAPPERS) or hasattr(model, '_orig_mod'):  # _orig_mod: torch.compile
+    # torch.compile's module keeps the model as _orig_mod (looked up in _modules: hasattr would
+    # raise and catch an AttributeError at every step)
+    while isinstance(model, WRAPPERS) or '_orig_mod' in model._modules:
         model = model.module if isinstance(model, WRAPPERS) else model._orig_mod
     multiple = getattr(type(model), 'input_multiple', 1)
     if type(multiple) is not int or multiple < 1:  # bool is an int subclass: refused too

@@ -41,7 +41,7 @@ class Recorder:
         self.sums, self.counts = {}, {}
 
     def record(self, name, value, n=1):
-        if torch.is_tensor(value):
+        if torch.is_tensor(value) and value.requires_grad:
             value = value.detach()
         self.sums[name] = self.sums.get(name, 0) + value * n
         self.counts[name] = self.counts.get(name, 0) + n

@@ -4,6 +4,7 @@ exponential moving average of the weights (--ema). Another optimizer goes into b
 (and the --optimizer choices), another schedule into LRSchedule.factor."""
 import copy
 import math
+from contextlib import nullcontext
 
 import torch
 
@@ -105,7 +106,10 @@ def improved(value, best, mode):
 
 def autocast(device, dtype):
     """Mixed precision for the forward pass and the loss when `dtype` (amp_dtype's) is not None."""
-    return torch.autocast(device.type, dtype, enabled=dtype is not None)
+    if dtype is None:
+        # entering a disabled torch.autocast at every step cost 40 us (0.3 % of a cls step)
+        return nullcontext()
+    return torch.autocast(device.type, dtype)
 
 
 def amp_dtype(args, device):
