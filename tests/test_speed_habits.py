@@ -107,3 +107,37 @@ def test_memory_stays_flat_over_hundreds_of_steps(data_48, tmp_path):
         trainer.train_per_epoch(epoch)
     assert len(marks) == 300
     assert seen[300] == seen[60]
+
+
+@pytest.mark.parametrize('task', ['seg', 'cls'])
+def test_benchmark_lockstep_feeds_both_loops_every_batch_in_turn(tiny_data, tmp_path, task,
+                                                                monkeypatch):
+    """scripts/benchmark.py's steps-alternated comparison: the raw loop takes each batch the
+    Trainer takes, before it on even steps and after it on odd ones, and both loops end each
+    epoch with the same weights."""
+    from scripts import benchmark
+    order = []
+    raw_step = benchmark.RawLoop.step
+    trainer_step = train.Trainer.step
+
+    def raw(self, img, label):
+        order.append(('raw', img.sum().item()))
+        raw_step(self, img, label)
+
+    def trainer(self, data, model):
+        order.append(('trainer', data[0].sum().item()))
+        return trainer_step(self, data, model)
+
+    monkeypatch.setattr(benchmark.RawLoop, 'step', raw)
+    monkeypatch.setattr(train.Trainer, 'step', trainer)
+    argv = ['--task', task, '--train_list', str(tiny_data[task] / 'train.txt'),
+            '--val_list', str(tiny_data[task] / 'val.txt'), '--batch_size', '4',
+            '--checkpoints_dir', str(tmp_path), '--num_workers', '0']
+    figures = benchmark.lockstep_loops(argv, 2)
+    assert figures['weights_equal'] == [True, True]  # the untimed first epoch is left out
+    assert len(figures['ratio']['all']) == 2 and min(figures['raw_s']['all']) > 0
+    steps = [order[k:k + 2] for k in range(0, len(order), 2)]
+    assert len(steps) == 3 * 3  # 3 epochs of 12 samples in batches of 4
+    for n, pair in enumerate(steps):  # the same batch, the raw loop first on even steps
+        first = 'raw' if n % 3 % 2 == 0 else 'trainer'
+        assert pair[0][0] == first and pair[0][1] == pair[1][1] and pair[0][0] != pair[1][0]
