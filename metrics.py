@@ -4,6 +4,8 @@ per-batch scores would). A metric is any class with:
             epoch, adds up those of every process under torchrun, and saves them in a checkpoint
             taken mid-epoch: they are the metric's whole state.
   update(pred, target)  adds one batch into sums; stays on the device (no .item(), no .tolist()).
+            When every sum is an integer count, the Trainer may give it several small training
+            batches joined along dim 0 (counts add up the same however batches are grouped).
   compute() -> {name: float}  the scores from sums; also called on the zero sums before training
             (to check --monitor): nan is fine there, an error is not.
 EDIT ME: for a new task, write a class like these and return it from the task's make_metrics."""

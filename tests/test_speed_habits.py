@@ -141,3 +141,83 @@ def test_benchmark_lockstep_feeds_both_loops_every_batch_in_turn(tiny_data, tmp_
     for n, pair in enumerate(steps):  # the same batch, the raw loop first on even steps
         first = 'raw' if n % 3 % 2 == 0 else 'trainer'
         assert pair[0][0] == first and pair[0][1] == pair[1][1] and pair[0][0] != pair[1][0]
+
+
+def cls_trainer(tiny_data, tmp_path, *flags):
+    data = tiny_data['cls']
+    return train.Trainer(prepare_train_args([
+        '--task', 'cls', '--train_list', str(data / 'train.txt'),
+        '--val_list', str(data / 'val.txt'), '--checkpoints_dir', str(tmp_path),
+        '--num_workers', '0', *flags,
+    ]))
+
+
+def test_held_training_batches_add_up_to_the_same_counts(tiny_data, tmp_path):
+    """Small training batches wait and go into the metric HELD_STEPS at a time; batches that
+    cannot be joined to the held ones (another dtype), and big ones, go in on their own. The
+    counts are those of updating the metric batch by batch."""
+    trainer = cls_trainer(tiny_data, tmp_path)
+    assert trainer.counts_only  # the confusion matrix counts in int64
+    by_batch = trainer.task.make_metrics()
+    classes = len(by_batch.class_names)
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(4, classes, generator=gen), torch.randint(classes, (4,), generator=gen))
+               for _ in range(37)]
+    batches[20] = (batches[20][0].half(), batches[20][1])  # cannot be joined to float32 ones
+    big = train.HELD_ELEMENTS // classes + 1  # one more element than held batches may have
+    batches[30] = (torch.randn(big, classes, generator=gen), torch.randint(classes, (big,)))
+    held = []
+    for pred, label in batches:
+        trainer.compute_metrics(pred, label, is_train=True)
+        by_batch.update(pred, label)
+        held.append(len(trainer.held))
+    # 16 held: all go in; at 20 the float16 batch, at 21 the next float32 one, push out those
+    # before them; 30, too big to hold, goes in at once and leaves the held ones waiting
+    assert train.HELD_STEPS == 16
+    assert held == [*range(1, 16), 0, 1, 2, 3, 4, 1, *range(1, 10), 9, *range(10, 16)]
+    trainer.add_held()
+    assert trainer.held == []
+    assert torch.equal(trainer.metrics['train'].sums['confusion'], by_batch.sums['confusion'])
+
+
+def test_a_metric_with_float_sums_takes_each_batch_at_once(tiny_data, tmp_path, monkeypatch):
+    """Float sums depend on how the batches are grouped: they are not held, so a resumed run
+    adds up the same batches in the same order as an uninterrupted one."""
+    class Mean:
+        def __init__(self):
+            self.sums = {'total': torch.tensor(0.0)}
+
+        def update(self, pred, target):
+            self.sums['total'] += pred.sum()
+
+        def compute(self):
+            return {'top1': self.sums['total'].item()}  # the task's --monitor
+
+    from task.cls import ClsTask
+    monkeypatch.setattr(ClsTask, 'make_metrics', lambda self: Mean())
+    trainer = cls_trainer(tiny_data, tmp_path)
+    assert not trainer.counts_only
+    trainer.compute_metrics(torch.ones(4, 3), torch.zeros(4, dtype=torch.int64), is_train=True)
+    assert trainer.held == [] and trainer.metrics['train'].sums['total'] == 12
+
+
+def test_the_epoch_logs_the_training_metric_of_all_its_batches(tiny_data, tmp_path):
+    """The batches held at the epoch's end are in the scores it logs (6 steps: all held)."""
+    trainer = cls_trainer(tiny_data, tmp_path, '--batch_size', '2')
+    by_batch = trainer.task.make_metrics()
+    step, record = trainer.step, trainer.logger.record_metrics
+    logged = {}
+
+    def counted_step(data, model):
+        img, pred, label = step(data, model)
+        by_batch.update(pred.detach(), label)
+        return img, pred, label
+
+    def recorded(phase, metric):
+        logged[phase] = metric.sums['confusion'].clone()
+        record(phase, metric)
+
+    trainer.step, trainer.logger.record_metrics = counted_step, recorded
+    trainer.train_per_epoch(1)
+    assert by_batch.sums['confusion'].sum() == 12  # every training image, once
+    assert torch.equal(logged['train'], by_batch.sums['confusion'])
