@@ -221,3 +221,21 @@ def test_the_epoch_logs_the_training_metric_of_all_its_batches(tiny_data, tmp_pa
     trainer.train_per_epoch(1)
     assert by_batch.sums['confusion'].sum() == 12  # every training image, once
     assert torch.equal(logged['train'], by_batch.sums['confusion'])
+
+
+def test_the_epoch_logs_the_mean_loss_of_its_images(tiny_data, tmp_path):
+    """check_loss records the losses of the steps since its last call, each weighted by its
+    batch size (12 images in batches of 5, 5 and 2); --print_freq 2 splits them in two calls."""
+    trainer = cls_trainer(tiny_data, tmp_path, '--batch_size', '5', '--print_freq', '2')
+    compute_loss, losses = trainer.compute_loss, []
+
+    def kept(pred, label):
+        loss = compute_loss(pred, label)
+        losses.append((loss.item(), label.shape[0]))
+        return loss
+
+    trainer.compute_loss = kept
+    trainer.train_per_epoch(1)
+    assert [n for _, n in losses] == [5, 5, 2]
+    mean = sum(value * n for value, n in losses) / 12
+    assert trainer.logger.recorder.summary()['train/loss'] == pytest.approx(mean, rel=1e-6)
